@@ -54,8 +54,9 @@ type Event struct {
 	Success   *bool           `json:"success,omitempty"`
 	Timestamp time.Time       `json:"timestamp"`
 	Details   json.RawMessage `json:"details,omitempty"`
-	UserID    string          `json:"user_id,omitempty"` // set by the control plane
-	State     string          `json:"state,omitempty"`   // status events
+	UserID    string          `json:"user_id,omitempty"`   // set by the control plane
+	Container string          `json:"container,omitempty"` // set by the control plane: the container's name
+	State     string          `json:"state,omitempty"`     // status events
 	Workflow  string          `json:"workflow,omitempty"`
 	Stream    string          `json:"stream,omitempty"` // log events: stdout or stderr
 	Line      string          `json:"line,omitempty"`   // log events

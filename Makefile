@@ -1,0 +1,53 @@
+# Berth — see README.md. Two set-up commands: `make run` and `make test`.
+SHELL   := /bin/bash
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/berth/berth.Version=$(VERSION)
+BIN     := bin/berth
+export CGO_ENABLED := 0
+
+.PHONY: all build run test test-go test-python vet bench docker clean help
+
+all: build
+
+help:
+	@echo "make run    - make sure Docker runs, build berth, start the control plane on :8000"
+	@echo "make test   - the whole suite, against the real Docker Engine"
+	@echo "make bench  - benchmarks, each beside its baseline (see docs/BENCHMARKS.md)"
+	@echo "make build  - build $(BIN) (static)"
+
+build:
+	@echo "==> building $(BIN) ($(VERSION))"
+	@$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
+
+docker:
+	@scripts/ensure-docker.sh
+
+# The control plane builds the tenant image (FROM scratch, from its own
+# binary) at start when it is missing.
+run: docker build
+	@echo "==> starting the control plane (Ctrl-C stops it; tenant containers keep running)"
+	@./$(BIN) serve
+
+vet:
+	@echo "==> go vet and gofmt"
+	@$(GO) vet ./...
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
+
+test: docker vet test-go test-python
+
+# BERTH_TEST_DOCKER=1 makes every Docker-backed test fail (never skip) when
+# the engine cannot be reached.
+test-go:
+	@echo "==> go test (with the real Docker Engine)"
+	@BERTH_TEST_DOCKER=1 $(GO) test -count=1 -timeout 20m ./...
+
+test-python:
+	@echo "==> python sdk tests"
+	@cd sdk/python && python3 -m unittest -q
+
+bench: docker
+	@BERTH_TEST_DOCKER=1 $(GO) run ./internal/bench
+
+clean:
+	rm -rf bin

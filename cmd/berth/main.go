@@ -1,0 +1,59 @@
+// Command berth is the Berth control plane, the in-container agent and the
+// operator's CLI in one binary.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if err != errUsage {
+			fmt.Fprintln(os.Stderr, "berth:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+const usage = `berth — multi-tenant container-as-a-service
+
+Usage:
+  berth serve     run the control plane (API on :8000)
+  berth agent     run the agent inside a tenant container (API on :9000)
+  berth workload  run a bundled workload (the engagement simulation)
+  berth version   print the version
+
+Run "berth <command> --help" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr)
+	case "agent":
+		return agentCmd(ctx, rest, getenv, stdout, stderr)
+	case "workload":
+		return workloadCmd(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version", "-v":
+		return versionCmd(stdout)
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "berth: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}

@@ -1,0 +1,118 @@
+// Package server is the control plane's HTTP API: routes, authentication,
+// handlers and the mapping of berth errors to HTTP.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/berth/berth"
+	"github.com/berth/berth/internal/lifecycle"
+)
+
+// Deps are what the server needs. Store, Manager and AdminToken are required.
+type Deps struct {
+	Store      berth.Store
+	Manager    *lifecycle.Manager
+	Logger     *slog.Logger
+	AdminToken string // plaintext; only its hash is kept
+	Version    string
+	// PublicURL, when set (e.g. https://berth.example.com), is used to build
+	// websocket_url; otherwise the request's Host is used.
+	PublicURL string
+	Now       func() time.Time
+}
+
+type server struct {
+	store     berth.Store
+	mgr       *lifecycle.Manager
+	log       *slog.Logger
+	adminHash [sha256.Size]byte
+	version   string
+	publicURL string
+	now       func() time.Time
+}
+
+// NewServer checks deps and returns the control plane's HTTP handler.
+func NewServer(d Deps) (http.Handler, error) {
+	if d.Store == nil || d.Manager == nil {
+		return nil, errors.New("server: Store and Manager are required")
+	}
+	if len(d.AdminToken) < 16 {
+		return nil, errors.New("server: an admin token of at least 16 characters is required")
+	}
+	s := &server{
+		store:     d.Store,
+		mgr:       d.Manager,
+		log:       d.Logger,
+		adminHash: sha256.Sum256([]byte(d.AdminToken)),
+		version:   d.Version,
+		publicURL: d.PublicURL,
+		now:       d.Now,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	return s.middleware(mux), nil
+}
+
+type ctxKey int
+
+const principalKey ctxKey = 1
+
+// middleware adds request logging and panic recovery. It never logs request
+// bodies, query strings or headers: they may carry tokens and secrets.
+func (s *server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", p)
+				if !rw.wrote {
+					writeError(rw, errors.New("panic"))
+				}
+			}
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rw.status, "duration", time.Since(start))
+		}()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer
+// (WebSocket hijacking, flushing).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func withPrincipal(ctx context.Context, p principal) context.Context {
+	return context.WithValue(ctx, principalKey, p)
+}
