@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/berth/berth"
+	"github.com/berth/berth/internal/bus/inmem"
 	"github.com/berth/berth/internal/driver/docker"
+	"github.com/berth/berth/internal/ingest"
 	"github.com/berth/berth/internal/lifecycle"
 	"github.com/berth/berth/internal/planfile"
 	"github.com/berth/berth/internal/server"
@@ -25,8 +27,8 @@ import (
 
 type serveConfig struct {
 	listen, dataDir, instance, plansFile, image, publicURL, portRange, logLevel string
-	overcommit                                                                 float64
-	healthTimeout                                                              time.Duration
+	overcommit                                                                  float64
+	healthTimeout                                                               time.Duration
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -94,6 +96,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	bus := inmem.New()
+	defer bus.Close()
+	ing, err := ingest.New(ingest.Deps{Store: store, Bus: bus, Logger: log})
+	if err != nil {
+		return err
+	}
 	mgr, err := lifecycle.New(lifecycle.Deps{
 		Store:  store,
 		Driver: drv,
@@ -107,14 +115,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			PortMax:       portMax,
 			HealthTimeout: c.healthTimeout,
 			Image:         images.ForPlan,
+			OnChange:      ing.Kick,
 		},
 	})
 	if err != nil {
 		return err
 	}
+	shutdown := make(chan struct{})
 	handler, err := server.NewServer(server.Deps{
-		Store: store, Manager: mgr, Logger: log, AdminToken: adminToken,
-		Version: berth.Version, PublicURL: c.publicURL,
+		Store: store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
+		Version: berth.Version, PublicURL: c.publicURL, Done: shutdown,
 	})
 	if err != nil {
 		return err
@@ -137,6 +147,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintf(stdout, "Admin token: from %s\n", adminTokenSource(getenv, c.dataDir))
 	}
 
+	// The ingester follows every running agent until shutdown.
+	ingCtx, stopIngest := context.WithCancel(context.WithoutCancel(ctx))
+	ingDone := make(chan struct{})
+	go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
+	defer func() { stopIngest(); <-ingDone }()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -144,7 +160,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(stdout, "shutting down: draining requests (tenant containers keep running)")
+	fmt.Fprintln(stdout, "shutting down: draining requests and WebSockets (tenant containers keep running)")
+	close(shutdown)
 	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {

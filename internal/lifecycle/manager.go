@@ -33,6 +33,9 @@ type Config struct {
 	StopTimeout   time.Duration // grace period of a stop; default 10 s
 	// Image returns the image for a plan, building the default one if needed.
 	Image func(ctx context.Context, plan berth.Plan) (string, error)
+	// OnChange, when set, is called after a container's recorded state
+	// changed (the ingester re-reads which agents to follow). It must not block.
+	OnChange func()
 }
 
 // Deps are the manager's dependencies.
@@ -289,6 +292,7 @@ func (m *Manager) create(ctx context.Context, u berth.User, p berth.Plan, index 
 		return fail(fmt.Errorf("record container %s: %w", c.Name, err))
 	}
 	m.appendLog(ctx, c, berth.EventStarted, "created")
+	m.changed()
 	m.log.Info("container created", "container", c.Name, "user", u.ID, "plan", p.Name, "port", c.AgentPort)
 	return c, nil
 }
@@ -440,6 +444,12 @@ func (m *Manager) destroy(ctx context.Context, c berth.Container, removeVolume b
 		return fmt.Errorf("remove record %s: %w", c.Name, err)
 	}
 	return nil
+}
+
+func (m *Manager) changed() {
+	if m.cfg.OnChange != nil {
+		m.cfg.OnChange()
+	}
 }
 
 func (m *Manager) appendLog(ctx context.Context, c berth.Container, event, reason string) {

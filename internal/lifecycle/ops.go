@@ -69,6 +69,7 @@ func (m *Manager) Do(ctx context.Context, userID, action string) (berth.Containe
 			return berth.Container{}, err
 		}
 		m.appendLog(ctx, c, berth.EventRemoved, "requested")
+		m.changed()
 		c.Status = "removed"
 		return c, nil
 	}
@@ -116,6 +117,7 @@ func (m *Manager) markRunning(ctx context.Context, c berth.Container, event, rea
 		return berth.Container{}, fmt.Errorf("record %s: %w", c.Name, err)
 	}
 	m.appendLog(ctx, c, event, reason)
+	m.changed()
 	return c, nil
 }
 
@@ -129,6 +131,7 @@ func (m *Manager) stop(ctx context.Context, c berth.Container, reason string) (b
 		return berth.Container{}, fmt.Errorf("record %s: %w", c.Name, err)
 	}
 	m.appendLog(ctx, c, berth.EventStopped, reason)
+	m.changed()
 	return c, nil
 }
 
@@ -171,6 +174,7 @@ func (m *Manager) Observe(ctx context.Context, c berth.Container, withUsage bool
 		c.UpdatedAt = time.Now().UTC()
 		if err := m.store.UpdateContainer(ctx, c); err == nil {
 			m.appendLog(ctx, c, berth.EventDied, reason)
+			m.changed()
 		}
 		o.Container = c
 	}

@@ -19,5 +19,8 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/automation/{user_id}/actions", s.owner(s.handleAutomationActions))
 	mux.Handle("GET /api/automation/{user_id}/workflows", s.owner(s.handleAutomationWorkflows))
 
+	mux.HandleFunc("GET /ws/admin", s.handleAdminWS)
+	mux.HandleFunc("GET /ws/{user_id}", s.handleUserWS)
+
 	mux.HandleFunc("/api/", s.handleNotFound)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth/berth"
@@ -17,6 +18,7 @@ import (
 // Deps are what the server needs. Store, Manager and AdminToken are required.
 type Deps struct {
 	Store      berth.Store
+	Bus        berth.Bus
 	Manager    *lifecycle.Manager
 	Logger     *slog.Logger
 	AdminToken string // plaintext; only its hash is kept
@@ -25,34 +27,42 @@ type Deps struct {
 	// websocket_url; otherwise the request's Host is used.
 	PublicURL string
 	Now       func() time.Time
+	// Done, when closed, ends every WebSocket stream (graceful shutdown:
+	// http.Server.Shutdown does not track hijacked connections).
+	Done <-chan struct{}
 }
 
 type server struct {
 	store     berth.Store
+	bus       berth.Bus
+	viewers   atomic.Int64
 	mgr       *lifecycle.Manager
 	log       *slog.Logger
 	adminHash [sha256.Size]byte
 	version   string
 	publicURL string
 	now       func() time.Time
+	done      <-chan struct{}
 }
 
 // NewServer checks deps and returns the control plane's HTTP handler.
 func NewServer(d Deps) (http.Handler, error) {
-	if d.Store == nil || d.Manager == nil {
-		return nil, errors.New("server: Store and Manager are required")
+	if d.Store == nil || d.Manager == nil || d.Bus == nil {
+		return nil, errors.New("server: Store, Bus and Manager are required")
 	}
 	if len(d.AdminToken) < 16 {
 		return nil, errors.New("server: an admin token of at least 16 characters is required")
 	}
 	s := &server{
 		store:     d.Store,
+		bus:       d.Bus,
 		mgr:       d.Manager,
 		log:       d.Logger,
 		adminHash: sha256.Sum256([]byte(d.AdminToken)),
 		version:   d.Version,
 		publicURL: d.PublicURL,
 		now:       d.Now,
+		done:      d.Done,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
