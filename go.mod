@@ -2,6 +2,8 @@ module github.com/berth/berth
 
 go 1.26.8
 
+require modernc.org/sqlite v1.62.0
+
 require (
 	github.com/coder/websocket v1.8.15 // indirect
 	github.com/docker/docker v28.5.2+incompatible // indirect
@@ -15,5 +17,4 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-	modernc.org/sqlite v1.62.0 // indirect
 )
