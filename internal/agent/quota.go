@@ -33,7 +33,7 @@ type quota struct {
 	counts    map[string]int // units consumed today by action type
 	total     int
 	open      map[string]*reservation // granted, not yet reported
-	reported  map[string]time.Time    // reported ids, kept until their expiry, to tell "reused" from "unknown"
+	reported  map[string]time.Time    // reported ids, kept until an hour past expiry, to tell "reused" from "unknown"
 	lastSweep time.Time
 }
 
@@ -72,7 +72,7 @@ func (q *quota) rebuild(rec record) {
 			q.counts[rec.Action]++
 			q.total++
 		}
-		if rec.Expires.After(now) {
+		if rec.Expires.After(now.Add(-time.Hour)) {
 			q.open[rec.Reservation] = &reservation{id: rec.Reservation, action: rec.Action, granted: rec.Time, expires: rec.Expires}
 		}
 	case kindAction:
@@ -99,13 +99,15 @@ func (q *quota) rollover(now time.Time) {
 	}
 	if now.Sub(q.lastSweep) > time.Minute {
 		q.lastSweep = now
+		// Keep ids an hour past expiry so late reports get a precise answer.
+		horizon := now.Add(-time.Hour)
 		for id, r := range q.open {
-			if !now.Before(r.expires) {
+			if r.expires.Before(horizon) {
 				delete(q.open, id)
 			}
 		}
 		for id, exp := range q.reported {
-			if !now.Before(exp) {
+			if exp.Before(horizon) {
 				delete(q.reported, id)
 			}
 		}
@@ -169,7 +171,6 @@ func (q *quota) claim(id string) (reservation, error) {
 		return reservation{}, berth.Errorf(berth.ErrInvalid, "unknown or expired reservation %q", id)
 	}
 	if !now.Before(r.expires) {
-		delete(q.open, id)
 		return reservation{}, berth.Errorf(berth.ErrConflict, "reservation %q expired at %s; its unit stays counted", id, r.expires.UTC().Format(time.RFC3339))
 	}
 	delete(q.open, id)
