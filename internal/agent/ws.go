@@ -36,15 +36,9 @@ func (a *Agent) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	a.wg.Add(1)
 	defer a.wg.Done()
-	ctx, cancel := context.WithCancel(a.ctx)
+	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	go func() { // the request context ends when the handler returns
-		select {
-		case <-r.Context().Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	defer context.AfterFunc(a.ctx, cancel)() // Close ends every stream
 	ctx = c.CloseRead(ctx) // we expect no messages; this also answers pings and sees the close
 
 	sub := a.hub.subscribe(subscriberBuffer)
