@@ -138,3 +138,15 @@ type ReportRequest struct {
 type ReportResponse struct {
 	Seq int64 `json:"seq"`
 }
+
+// AgentLogs is the agent's GET /automation/logs?tail=N answer: the newest
+// captured lines of the workflow's stdout and stderr, oldest first.
+type AgentLogs struct {
+	Count int     `json:"count"`
+	Lines []Event `json:"lines"`
+}
+
+// WorkflowList is the agent's GET /automation/workflows answer.
+type WorkflowList struct {
+	Workflows []Workflow `json:"workflows"`
+}
