@@ -3,15 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/volume"
 
 	"github.com/berth/berth/api"
 )
@@ -355,8 +350,3 @@ func TestEngineUnreachable(t *testing.T) {
 		t.Errorf("serve did not say the engine is unreachable:\n%s", s.out.String())
 	}
 }
-
-var _ = fmt.Sprintf
-var _ = filters.Arg
-var _ = volume.ListOptions{}
-var _ = container.ListOptions{}
