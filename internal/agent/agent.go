@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -53,11 +54,16 @@ type Config struct {
 	Now            func() time.Time // default time.Now
 	Logger         *slog.Logger     // default discards
 	UserID         string           // for logs only
+	// Output, when set, receives every line the workflow prints, prefixed
+	// with the workflow's name and stream, so that the container's own
+	// output (docker logs, the control plane's logs endpoint) shows it.
+	Output io.Writer
 }
 
 // Agent is a running agent. Close it when done.
 type Agent struct {
 	cfg    Config
+	outMu  sync.Mutex // serialises writes to cfg.Output
 	logger *slog.Logger
 	ledger *ledger
 	quota  *quota

@@ -92,6 +92,7 @@ Flags:
 		Grace:         *grace,
 		Reap:          os.Getpid() == 1,
 		Logger:        logger,
+		Output:        stdout,
 		UserID:        getenv(api.EnvUserID),
 	})
 	if err != nil {

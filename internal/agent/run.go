@@ -290,6 +290,11 @@ func (a *Agent) line(r *run, stream, text string) {
 	ev := api.Event{Type: api.EventLog, Timestamp: a.cfg.Now().UTC(), Workflow: r.workflow, Stream: stream, Line: text}
 	a.logs.add(ev)
 	a.hub.publish(ev)
+	if a.cfg.Output != nil {
+		a.outMu.Lock()
+		fmt.Fprintf(a.cfg.Output, "[%s %s] %s\n", r.workflow, stream, text)
+		a.outMu.Unlock()
+	}
 	if stream != "stdout" || !strings.HasPrefix(strings.TrimSpace(text), "{") {
 		return
 	}

@@ -205,7 +205,7 @@ func actionFilter(r *http.Request) (berth.ActionFilter, error) {
 	default:
 		return f, berth.Errorf(berth.ErrInvalid, "order must be asc or desc")
 	}
-	if f.AfterSeq > 0 && q.Get("order") == "" {
+	if q.Has("after_seq") && q.Get("order") == "" {
 		f.Ascending = true // resuming after a seq reads forward
 	}
 	return f, nil
