@@ -46,8 +46,8 @@ test-python:
 	@echo "==> python sdk tests"
 	@cd sdk/python && python3 -m unittest -q
 
-bench: docker
-	@BERTH_TEST_DOCKER=1 $(GO) run ./internal/bench
+bench: docker build
+	@$(GO) run ./internal/bench -berth $(BIN)
 
 clean:
 	rm -rf bin
