@@ -631,3 +631,32 @@ func TestManifest(t *testing.T) {
 		t.Log(err)
 	}
 }
+
+func TestReapsOrphans(t *testing.T) {
+	t.Parallel()
+	ta := newTestAgent(t, "", func(c *Config) {
+		c.Manifest["orphan"] = WorkflowSpec{Command: []string{"/bin/sh", "-c", `setsid /bin/sh -c 'echo orphan=$$; exec sleep 0.2' & sleep 0.1`}}
+	})
+	ta.start(t, "orphan", nil)
+	ta.waitState(t, api.StateCompleted, 5*time.Second)
+	ta.waitLog(t, "orphan=")
+	var pid int
+	for _, l := range ta.logs.tail(0) {
+		fmt.Sscanf(l.Line, "orphan=%d", &pid)
+	}
+	if pid == 0 {
+		t.Fatal("no orphan pid logged")
+	}
+	// The orphan is outside the run's process group, so it outlives the run,
+	// is re-parented to us (a subreaper) and must be reaped, not left a zombie.
+	for range 150 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return // reaped
+		}
+		time.Sleep(20 * time.Millisecond)
+		_ = b
+	}
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	t.Fatalf("orphan %d not reaped: %s", pid, b)
+}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -37,7 +38,7 @@ type reaper struct {
 
 var (
 	reaperOnce sync.Once
-	theReaper  *reaper
+	theReaper  atomic.Pointer[reaper]
 )
 
 func startReaper() *reaper {
@@ -50,9 +51,9 @@ func startReaper() *reaper {
 				r.reap()
 			}
 		}()
-		theReaper = r
+		theReaper.Store(r)
 	})
-	return theReaper
+	return theReaper.Load()
 }
 
 func (r *reaper) reap() {
@@ -78,7 +79,7 @@ func (r *reaper) reap() {
 // exactly once. It never calls cmd.Wait; the caller closes any pipes.
 func startChild(cmd *exec.Cmd, reap bool) (<-chan exitStatus, error) {
 	ch := make(chan exitStatus, 1)
-	r := theReaper
+	r := theReaper.Load()
 	if reap {
 		r = startReaper()
 	}
