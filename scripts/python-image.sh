@@ -17,7 +17,7 @@
 #
 # Two stages:
 #  1. base: a minimal Debian bookworm rootfs with Python 3 made by debootstrap
-#     (about 1.5 min the first time), cached as a tarball keyed by a stamp of
+#     (40 s to 1.5 min the first time, depending on the mirror), cached as a tarball keyed by a stamp of
 #     the recipe, and `docker import`ed as berth-python-base:<stamp>, labelled
 #     berth.cache=python-base. Both are kept between runs; remove them with
 #       docker rmi $(docker images -q -f label=berth.cache=python-base)
@@ -93,7 +93,7 @@ build_rootfs() {
 	work=$(mktemp -d "$rootfs_dir/build.XXXXXX")
 	# shellcheck disable=SC2064
 	trap "rm -rf '$work'" EXIT
-	say "debootstrap $suite ($packages) from $mirror — about 1.5 min the first time"
+	say "debootstrap $suite ($packages) from $mirror — about a minute the first time"
 	local log=$work/debootstrap.log
 	# debootstrap is quiet for long stretches: show its phases as they come.
 	if ! debootstrap --variant=minbase --include="$packages" --arch="$arch" "$suite" "$work/root" "$mirror" \
