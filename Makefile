@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/berth/berth.Version=$(VERSION)
 BIN     := bin/berth
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-go test-python vet bench docker clean help
+.PHONY: all build run test test-go test-python vet bench docker python-image clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make test   - the whole suite, against the real Docker Engine"
 	@echo "make bench  - benchmarks, each beside its baseline (see docs/BENCHMARKS.md)"
 	@echo "make build  - build $(BIN) (static)"
+	@echo "make python-image - the example Python tenant image (examples/python-workflow)"
 
 build:
 	@echo "==> building $(BIN) ($(VERSION))"
@@ -28,6 +29,10 @@ docker:
 run: docker build
 	@echo "==> starting the control plane (Ctrl-C stops it; tenant containers keep running)"
 	@./$(BIN) serve
+
+# The example Python tenant image (docs/IMAGES.md); no registry needed.
+python-image: docker build
+	@scripts/python-image.sh $(BIN) berth-python-example:latest
 
 vet:
 	@echo "==> go vet and gofmt"
@@ -45,6 +50,7 @@ test-go:
 test-python:
 	@echo "==> python sdk tests"
 	@cd sdk/python && python3 -m unittest -q
+	@cd examples/python-workflow && PYTHONPATH=../../sdk/python python3 -m unittest -q
 
 bench: docker build
 	@$(GO) run ./internal/bench -berth $(BIN)
