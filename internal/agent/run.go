@@ -50,10 +50,20 @@ func (r *run) status() api.AutomationStatus {
 func (r *run) active() bool { return r.state == api.StateRunning || r.state == api.StateStopping }
 
 // mergeConfig overlays the request's config object on the workflow defaults.
+// The defaults come from YAML (ints, not JSON numbers), so they are passed
+// through JSON first: every value then has the type a request's would.
 func mergeConfig(defaults map[string]any, raw json.RawMessage) (map[string]any, error) {
 	out := make(map[string]any, len(defaults))
-	for k, v := range defaults {
-		out[k] = v
+	if len(defaults) > 0 {
+		b, err := json.Marshal(defaults)
+		if err != nil {
+			return nil, berth.Errorf(berth.ErrInvalid, "workflow default config is not representable as JSON: %v", err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err := dec.Decode(&out); err != nil {
+			return nil, berth.Errorf(berth.ErrInvalid, "workflow default config: %v", err)
+		}
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
