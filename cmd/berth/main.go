@@ -48,6 +48,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "workload":
 		return workloadCmd(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
+		if len(rest) > 0 && (rest[0] == "--help" || rest[0] == "-h") {
+			fmt.Fprintln(stdout, "Usage: berth version\n\nPrint the berth version, commit, platform and Go version.")
+			return nil
+		}
 		return versionCmd(stdout)
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)

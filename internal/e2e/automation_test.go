@@ -173,6 +173,28 @@ func TestAutomationQuota(t *testing.T) {
 		t.Errorf("stored actions by type = %v (%d in all), want 3/2/1", c, len(as))
 	}
 	checkContiguous(t, "control plane", as)
+	var adminPage api.ActionsPage
+	s.mustCall(200, "GET", "/api/admin/actions?user_id=quota_user&limit=100", adminToken, nil, &adminPage)
+	if adminPage.Count != 6 || adminPage.Actions[0].Container != s.name+"-quota_user" {
+		t.Errorf("admin actions = %d, first %+v", adminPage.Count, adminPage.Actions)
+	}
+	s.mustCall(403, "GET", "/api/admin/actions", ob.Token, nil, nil)
+	var evs struct {
+		Events []struct {
+			Event  string `json:"event"`
+			Reason string `json:"reason"`
+		} `json:"events"`
+	}
+	s.mustCall(200, "GET", "/api/containers/quota_user/events", ob.Token, nil, &evs)
+	seenEv := map[string]bool{}
+	for _, e := range evs.Events {
+		seenEv[e.Event] = true
+	}
+	for _, want := range []string{"created", "started", "workflow_started", "quota_denied", "workflow_completed"} {
+		if !seenEv[want] {
+			t.Errorf("lifecycle events %v lack %q", seenEv, want)
+		}
+	}
 	likes := s.actions("quota_user", ob.Token, "&action=like")
 	if len(likes) != 3 {
 		t.Errorf("filter action=like gave %d", len(likes))

@@ -229,3 +229,30 @@ func ActionEvent(a berth.Action) api.Event {
 	return api.Event{Type: api.EventAction, Seq: a.Seq, Action: a.Action, Target: a.Target, Success: &ok,
 		Timestamp: a.Timestamp.UTC(), Details: details, UserID: a.UserID}
 }
+
+// handleAdminActions serves every user's actions (or one user's with
+// ?user_id=) with the same filters as the per-user endpoint.
+func (s *server) handleAdminActions(w http.ResponseWriter, r *http.Request) {
+	f, err := actionFilter(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if u := r.URL.Query().Get("user_id"); u != "" {
+		if err := berth.ValidateUserID(u); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		f.UserID = u
+	}
+	as, err := s.store.ListActions(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	evs := actionEvents(as)
+	for i := range evs {
+		evs[i].Container = as[i].ContainerName
+	}
+	writeJSON(w, http.StatusOK, api.ActionsPage{Count: len(evs), Actions: evs})
+}

@@ -229,3 +229,33 @@ func (s *server) websocketURL(r *http.Request, userID string) string {
 	base = strings.Replace(strings.Replace(base, "https://", "wss://", 1), "http://", "ws://", 1)
 	return base + "/ws/" + userID
 }
+
+// handleEvents serves the lifecycle events (created, started, stopped,
+// died, workflow_completed, quota_denied, …) of a user's default container,
+// newest first.
+func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.fail(w, r, berth.Errorf(berth.ErrInvalid, "limit must be an integer in [1, 1000]"))
+			return
+		}
+		limit = n
+	}
+	userID := r.PathValue("user_id")
+	c, err := s.mgr.Default(r.Context(), userID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	logs, err := s.store.ListLogs(r.Context(), c.Name, limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if logs == nil {
+		logs = []berth.ContainerLog{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user_id": userID, "count": len(logs), "events": logs})
+}

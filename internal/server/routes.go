@@ -11,7 +11,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/containers/{user_id}/status", s.owner(s.handleStatus))
 	mux.Handle("POST /api/containers/{user_id}/action", s.owner(s.handleAction))
 	mux.Handle("GET /api/containers/{user_id}/logs", s.owner(s.handleLogs))
+	mux.Handle("GET /api/containers/{user_id}/events", s.owner(s.handleEvents))
 	mux.Handle("GET /api/admin/containers", s.admin(s.handleAdminContainers))
+	mux.Handle("GET /api/admin/actions", s.admin(s.handleAdminActions))
 
 	mux.Handle("POST /api/automation/{user_id}/start", s.owner(s.handleAutomationStart))
 	mux.Handle("POST /api/automation/{user_id}/stop", s.owner(s.handleAutomationStop))
