@@ -14,45 +14,12 @@ import (
 
 const maxBody = 1 << 20
 
-// statusOf maps berth's error kinds to HTTP status codes: the one place.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, berth.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, berth.ErrUnauthorized):
-		return http.StatusUnauthorized
-	case errors.Is(err, berth.ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, berth.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, berth.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, berth.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, berth.ErrQuota):
-		return http.StatusTooManyRequests
-	case errors.Is(err, berth.ErrUnavailable), errors.Is(err, berth.ErrCapacity):
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, err error) {
-	var b errorBody
-	b.Error.Code = berth.ErrorCode(err)
-	b.Error.Message = berth.ErrorMessage(err)
-	if statusOf(err) == http.StatusUnauthorized {
+	status := api.HTTPStatus(err)
+	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="berth-agent"`)
 	}
-	writeJSON(w, statusOf(err), b)
+	writeJSON(w, status, api.ErrorBodyOf(err))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

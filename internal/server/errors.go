@@ -12,29 +12,8 @@ import (
 	"github.com/berth/berth/api"
 )
 
-// statusOf maps berth error kinds to HTTP statuses: the one place this happens.
-func statusOf(err error) int {
-	switch {
-	case errors.Is(err, berth.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, berth.ErrUnauthorized):
-		return http.StatusUnauthorized
-	case errors.Is(err, berth.ErrForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, berth.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, berth.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, berth.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, berth.ErrQuota):
-		return http.StatusTooManyRequests
-	case errors.Is(err, berth.ErrCapacity), errors.Is(err, berth.ErrUnavailable):
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
+// statusOf is the HTTP status of err: api.HTTPStatus is the one table.
+func statusOf(err error) int { return api.HTTPStatus(err) }
 
 // writeError answers with the API's one error shape and a caller-safe message.
 func writeError(w http.ResponseWriter, err error) {
@@ -42,7 +21,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
 	}
-	writeJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: berth.ErrorCode(err), Message: berth.ErrorMessage(err)}})
+	writeJSON(w, status, api.ErrorBodyOf(err))
 }
 
 // fail logs the full error and answers with the safe one.
