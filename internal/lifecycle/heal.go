@@ -292,7 +292,8 @@ func (m *Manager) Probe(ctx context.Context, c berth.Container, timeout time.Dur
 	return err
 }
 
-// SetHealth records a container's health when it changed. A healthy
+// SetHealth records a container's health when it changed (reason, when
+// set, becomes its last error). A healthy
 // container recorded "restarting" (an earlier restart's health wait gave
 // up) is recorded running again.
 func (m *Manager) SetHealth(ctx context.Context, name string, healthy bool, reason string) error {
@@ -316,18 +317,18 @@ func (m *Manager) SetHealth(ctx context.Context, name string, healthy bool, reas
 	if healthy && st == berth.StatusRestarting {
 		st = berth.StatusRunning
 	}
-	if h == c.Health && st == c.Status && (healthy || reason == c.LastError) {
+	if h == c.Health && st == c.Status && (healthy || reason == "" || reason == c.LastError) {
 		return nil
 	}
 	c.Health, c.Status = h, st
-	if !healthy {
+	if !healthy && reason != "" {
 		c.LastError = reason
 	}
 	c.UpdatedAt = time.Now().UTC()
 	if err := m.store.UpdateContainer(ctx, c); err != nil {
 		return err
 	}
-	if !healthy {
+	if !healthy && reason != "" {
 		m.appendLog(ctx, c, berth.EventUnhealthy, reason)
 	}
 	m.changed()
@@ -348,6 +349,9 @@ func (m *Manager) RestartUnhealthy(ctx context.Context, name, reason string) err
 	}
 	if !wantsRunning(c.Status) {
 		return nil
+	}
+	if inst, err := m.inspect(ctx, name); err != nil || inst == nil || !inst.Running {
+		return err // dead or missing: Reconcile's job, not a health restart
 	}
 	now := time.Now()
 	_, n, failed := m.crashes.note(name, now, now, m.policy())
@@ -413,4 +417,11 @@ func (m *Manager) StopIdle(ctx context.Context, name string) (bool, error) {
 	m.appendLog(ctx, c, berth.EventIdle, fmt.Sprintf("no activity for %s", p.IdleTimeout))
 	m.log.Info("stopped idle container", "container", name, "idle_timeout", p.IdleTimeout)
 	return true, nil
+}
+
+// NeedsRepair reports whether a record and the engine's view of it (nil:
+// the engine has none) differ in a way Reconcile repairs. It reads nothing,
+// so a full pass can compare every tenant from one List.
+func NeedsRepair(c berth.Container, inst *berth.Instance) bool {
+	return decide(c, inst) != repairNone
 }
