@@ -440,4 +440,3 @@ func restartEngine(t testing.TB) {
 		t.Fatalf("ensure-docker.sh: %v\n%s", err, out)
 	}
 }
-
