@@ -76,7 +76,9 @@ func (m *Manager) Do(ctx context.Context, userID, action string) (berth.Containe
 	case ActionStop:
 		return m.stop(ctx, c, "requested")
 	default:
-		if err := m.destroy(ctx, c, true); err != nil {
+		// The volume (the ledger) is kept: a container made again for the
+		// user continues its history and its day's quota (docs/API.md).
+		if err := m.destroy(ctx, c, false); err != nil {
 			return berth.Container{}, err
 		}
 		m.appendLog(ctx, c, berth.EventRemoved, "requested")
