@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/berth/berth/api"
 )
@@ -294,4 +295,35 @@ func TestStopFlushesLedger(t *testing.T) {
 	stored, ledger := s.settle("term", ob.Token, ob.Container.ContainerName)
 	seenInLedger(t, seen, ledger)
 	sameActions(t, stored, ledger)
+}
+
+// TestOrphanRemovedAfterGrace: a berth-labelled container the database does
+// not know is reported, then removed after the grace period; the tenant's
+// own container is left alone.
+func TestOrphanRemovedAfterGrace(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, healEnv...)
+	ob := s.onboard("owner", "free")
+	ghost := s.name + "-ghost"
+	_, err := dockerC.ContainerCreate(context.Background(),
+		&container.Config{Image: ob.Container.Image, Labels: map[string]string{"berth.instance": s.name, "berth.name": ghost, "berth.user": "ghost"}},
+		nil, nil, nil, ghost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	waitFor(t, 60*time.Second, "orphan removed", func() bool {
+		_, err := dockerC.ContainerInspect(context.Background(), ghost)
+		return err != nil
+	})
+	if d := time.Since(t0); d < 3*time.Second {
+		t.Errorf("removed after %s, before the 3s grace", d)
+	}
+	recordRecovery(t, "unknown berth container removed (grace 3s)", time.Since(t0))
+	if !strings.Contains(s.out.String(), "unknown to the store") {
+		t.Error("the orphan was not reported before its removal")
+	}
+	if running, _, _ := engineState(ob.Container.ContainerName); !running {
+		t.Error("the tenant's container was touched")
+	}
 }
