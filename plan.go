@@ -3,6 +3,7 @@ package berth
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // GiB is 2^30 bytes.
@@ -20,6 +21,9 @@ type Plan struct {
 	PidsLimit         int64   `json:"pids_limit" yaml:"pids_limit"`
 	// Image overrides the operator's default tenant image for this plan.
 	Image string `json:"image,omitempty" yaml:"image"`
+	// IdleTimeout stops a container after this long without activity (see
+	// lifecycle.Activity for what counts); 0 never stops it.
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty" yaml:"idle_timeout"`
 }
 
 // Limits is the resource envelope of one container.
@@ -52,6 +56,10 @@ func (p Plan) Validate() error {
 		return Errorf(ErrInvalid, "plan %s: price_monthly must not be negative", p.Name)
 	case p.PidsLimit < 16:
 		return Errorf(ErrInvalid, "plan %s: pids_limit must be at least 16", p.Name)
+	case p.IdleTimeout < 0:
+		return Errorf(ErrInvalid, "plan %s: idle_timeout must not be negative", p.Name)
+	case p.IdleTimeout > 0 && p.IdleTimeout < time.Second:
+		return Errorf(ErrInvalid, "plan %s: idle_timeout must be 0 (never) or at least 1s", p.Name)
 	}
 	return nil
 }

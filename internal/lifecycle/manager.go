@@ -36,6 +36,15 @@ type Config struct {
 	// OnChange, when set, is called after a container's recorded state
 	// changed (the ingester re-reads which agents to follow). It must not block.
 	OnChange func()
+
+	// Crash-loop policy of automatic restarts (see crash.go). The first
+	// restart after a death is immediate, the next ones wait BackoffBase,
+	// 2×BackoffBase… up to BackoffMax; the CrashLimit'th death within
+	// CrashWindow marks the container failed and leaves it stopped.
+	BackoffBase time.Duration // default 1 s
+	BackoffMax  time.Duration // default 1 min
+	CrashWindow time.Duration // default 10 min
+	CrashLimit  int           // default 5
 }
 
 // Deps are the manager's dependencies.
@@ -59,6 +68,10 @@ type Manager struct {
 	hostMu   sync.Mutex
 	host     berth.HostInfo
 	hostTime time.Time
+
+	activity *Activity
+	crashes  crashes
+	drift    chan string // names whose observed state differs from the record
 }
 
 // New checks deps and returns a Manager.
@@ -85,11 +98,40 @@ func New(d Deps) (*Manager, error) {
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 10 * time.Second
 	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax < c.BackoffBase {
+		c.BackoffMax = max(time.Minute, c.BackoffBase)
+	}
+	if c.CrashWindow <= 0 {
+		c.CrashWindow = 10 * time.Minute
+	}
+	if c.CrashLimit <= 0 {
+		c.CrashLimit = 5
+	}
 	log := d.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{store: d.Store, driver: d.Driver, log: log, cfg: c}, nil
+	return &Manager{store: d.Store, driver: d.Driver, log: log, cfg: c,
+		activity: NewActivity(time.Now), drift: make(chan string, 256)}, nil
+}
+
+// Activity returns the tracker of tenant activity (see activity.go).
+func (m *Manager) Activity() *Activity { return m.activity }
+
+// Drifted delivers the names of containers whose observed state was found
+// to differ from their record outside the reconciler (e.g. by a status
+// call), so that it looks at them now. Sends never block: when nobody reads
+// fast enough, names are dropped and the next full pass finds them.
+func (m *Manager) Drifted() <-chan string { return m.drift }
+
+func (m *Manager) noteDrift(name string) {
+	select {
+	case m.drift <- name:
+	default:
+	}
 }
 
 // Plans returns the plans the manager applies.
@@ -198,17 +240,12 @@ func (m *Manager) ensureDefault(ctx context.Context, u berth.User, opts CreateOp
 		return berth.Container{}, fmt.Errorf("onboard %s: %w", u.ID, err)
 	}
 	if c.Status == berth.StatusCreating {
-		// A creation that never finished (the process died halfway):
-		// clean it up and make the container again.
-		m.log.Warn("finishing an interrupted creation", "container", name)
-		if err := m.destroy(ctx, c, true); err != nil {
-			return berth.Container{}, err
-		}
-		p, err := m.cfg.Plans.Get(u.Plan)
-		if err != nil {
-			return berth.Container{}, err
-		}
-		return m.create(ctx, u, p, 1, opts)
+		// A creation that never finished (the process died halfway; we hold
+		// the user's lock, so no creation of this process is in flight).
+		return m.finish(ctx, c)
+	}
+	if c.Status == berth.StatusFailed {
+		return c, nil // left stopped until a user or admin starts it
 	}
 	if c.Status == berth.StatusRunning {
 		inst, err := m.driver.Inspect(ctx, name)
@@ -255,25 +292,13 @@ func (m *Manager) create(ctx context.Context, u berth.User, p berth.Plan, index 
 		}
 		return berth.Container{}, err
 	}
-	env := map[string]string{
-		api.EnvAgentSecret:   c.AgentSecret,
-		api.EnvActionsPerDay: strconv.Itoa(c.EffectiveLimits.ActionsPerDay),
-		api.EnvUserID:        u.ID,
-		api.EnvContainerName: c.Name,
-		api.EnvPlan:          p.Name,
+	if len(opts.Secrets) > 0 {
+		// Kept so the container can be re-created with them.
+		if err := m.store.SetContainerSecrets(ctx, c.Name, opts.Secrets); err != nil {
+			return fail(fmt.Errorf("record secrets of %s: %w", c.Name, err))
+		}
 	}
-	for k, v := range opts.Secrets {
-		env[k] = v
-	}
-	inst, err := m.driver.Create(ctx, berth.ContainerSpec{
-		Name:      c.Name,
-		UserID:    u.ID,
-		Plan:      p.Name,
-		Image:     image,
-		Limits:    c.EffectiveLimits,
-		Env:       env,
-		AgentPort: c.AgentPort,
-	})
+	inst, err := m.driver.Create(ctx, m.spec(c, opts.Secrets))
 	if err != nil {
 		return fail(fmt.Errorf("create container %s: %w", c.Name, err))
 	}
@@ -295,6 +320,32 @@ func (m *Manager) create(ctx context.Context, u berth.User, p berth.Plan, index 
 	m.changed()
 	m.log.Info("container created", "container", c.Name, "user", u.ID, "plan", p.Name, "port", c.AgentPort)
 	return c, nil
+}
+
+// spec is the driver's description of a container record, with the extra
+// environment (secrets) it was created with.
+func (m *Manager) spec(c berth.Container, secrets map[string]string) berth.ContainerSpec {
+	env := map[string]string{
+		api.EnvAgentSecret:   c.AgentSecret,
+		api.EnvActionsPerDay: strconv.Itoa(c.EffectiveLimits.ActionsPerDay),
+		api.EnvUserID:        c.UserID,
+		api.EnvContainerName: c.Name,
+		api.EnvPlan:          c.Plan,
+	}
+	for k, v := range secrets {
+		if _, reserved := env[k]; !reserved {
+			env[k] = v
+		}
+	}
+	return berth.ContainerSpec{
+		Name:      c.Name,
+		UserID:    c.UserID,
+		Plan:      c.Plan,
+		Image:     c.Image,
+		Limits:    c.EffectiveLimits,
+		Env:       env,
+		AgentPort: c.AgentPort,
+	}
 }
 
 // reserve checks capacity, picks an agent port and inserts the record in

@@ -14,6 +14,7 @@
 //	    price_monthly: 49
 //	    pids_limit: 512
 //	    image: acme/agent:1.4
+//	    idle_timeout: 30m   # stop after 30 minutes without activity; 0 or absent: never
 //	  free:
 //	    disabled: true      # withdraw a built-in plan
 package planfile
@@ -26,6 +27,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -45,6 +47,7 @@ type entry struct {
 	PriceMonthly      *int     `yaml:"price_monthly"`
 	PidsLimit         *int64   `yaml:"pids_limit"`
 	Image             *string  `yaml:"image"`
+	IdleTimeout       *string  `yaml:"idle_timeout"`
 	Disabled          bool     `yaml:"disabled"`
 }
 
@@ -144,6 +147,13 @@ func Parse(data []byte, base berth.Plans) (berth.Plans, error) {
 		if e.Image != nil {
 			p.Image = *e.Image
 		}
+		if e.IdleTimeout != nil {
+			d, err := parseIdle(*e.IdleTimeout)
+			if err != nil {
+				return nil, berth.Errorf(berth.ErrInvalid, "plan %q: %v", name, err)
+			}
+			p.IdleTimeout = d
+		}
 		out[name] = p
 	}
 	if err := out.Validate(); err != nil {
@@ -174,6 +184,20 @@ func ParseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is not a positive size like 512m or 2g", s)
 	}
 	return int64(f * float64(mult)), nil
+}
+
+// parseIdle reads an idle timeout: a Go duration such as 30m or 1h30m, or 0
+// (never).
+func parseIdle(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	if t == "0" || t == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("idle_timeout %q is not a duration like 30m or 2h (0: never)", s)
+	}
+	return d, nil
 }
 
 func firstLine(s string) string {

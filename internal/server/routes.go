@@ -14,12 +14,15 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/containers/{user_id}/events", s.owner(s.handleEvents))
 	mux.Handle("GET /api/admin/containers", s.admin(s.handleAdminContainers))
 	mux.Handle("GET /api/admin/actions", s.admin(s.handleAdminActions))
+	mux.Handle("PUT /api/users/{user_id}/plan", s.admin(s.handlePlanChange))
 
 	mux.Handle("POST /api/automation/{user_id}/start", s.owner(s.handleAutomationStart))
 	mux.Handle("POST /api/automation/{user_id}/stop", s.owner(s.handleAutomationStop))
 	mux.Handle("GET /api/automation/{user_id}/status", s.owner(s.handleAutomationStatus))
 	mux.Handle("GET /api/automation/{user_id}/actions", s.owner(s.handleAutomationActions))
 	mux.Handle("GET /api/automation/{user_id}/workflows", s.owner(s.handleAutomationWorkflows))
+
+	mux.Handle("/proxy/{user_id}/{rest...}", s.owner(s.proxy.ServeHTTP))
 
 	mux.HandleFunc("GET /ws/admin", s.handleAdminWS)
 	mux.HandleFunc("GET /ws/{user_id}", s.handleUserWS)

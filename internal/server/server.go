@@ -30,6 +30,9 @@ type Deps struct {
 	// Done, when closed, ends every WebSocket stream (graceful shutdown:
 	// http.Server.Shutdown does not track hijacked connections).
 	Done <-chan struct{}
+	// WakeTimeout bounds how long a proxied request waits for a stopped
+	// container to wake; default 60 s.
+	WakeTimeout time.Duration
 }
 
 type server struct {
@@ -43,6 +46,7 @@ type server struct {
 	publicURL string
 	now       func() time.Time
 	done      <-chan struct{}
+	proxy     http.Handler
 }
 
 // NewServer checks deps and returns the control plane's HTTP handler.
@@ -70,6 +74,11 @@ func NewServer(d Deps) (http.Handler, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	px, err := newProxy(s, d.WakeTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s.proxy = px
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.middleware(mux), nil
