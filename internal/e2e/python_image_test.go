@@ -265,4 +265,3 @@ func watch(t *testing.T, s *instance, userID, token string) <-chan api.Event {
 	})
 	return ch
 }
-
