@@ -39,7 +39,7 @@ func (a *Agent) handleWS(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(a.ctx, cancel)() // Close ends every stream
-	ctx = c.CloseRead(ctx) // we expect no messages; this also answers pings and sees the close
+	ctx = c.CloseRead(ctx)                   // we expect no messages; this also answers pings and sees the close
 
 	sub := a.hub.subscribe(subscriberBuffer)
 	defer a.hub.unsubscribe(sub)
