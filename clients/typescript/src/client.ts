@@ -64,8 +64,9 @@ export class BerthClient {
   constructor(opts: ClientOptions = {}) {
     this.baseUrl = (opts.baseUrl ?? '').replace(/\/+$/, '');
     this.token = opts.token;
-    const f = opts.fetch ?? globalThis.fetch;
-    this.fetchFn = (input, init) => f(input, init);
+    // Without opts.fetch, globalThis.fetch is looked up on each call (so a
+    // polyfill or a test stub installed later is used).
+    this.fetchFn = (input, init) => (opts.fetch ?? globalThis.fetch)(input, init);
     this.csrf = opts.csrfToken ?? cookieCSRF;
     this.WebSocketImpl = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
   }
