@@ -78,7 +78,7 @@ describe('UsageChart', () => {
     expect(screen.getByText(/No usage samples yet/)).toBeTruthy();
     rerender(<UsageChart samples={[{ t: 1, cpu: 10, mem: 1 << 20 }, { t: 2, cpu: 50, mem: 2 << 20 }, { t: 3, cpu: 5, mem: 3 << 20 }]} cpuLimit={1} memLimit={1 << 30} />);
     expect(screen.getByTestId('cpu-line').getAttribute('points')!.split(' ')).toHaveLength(3);
-    expect(screen.getByText('CPU 5.0%')).toBeTruthy();
+    expect(screen.getByText('CPU 5.0% of 100%')).toBeTruthy();
     expect(screen.getByText(/Memory 3.0 MiB of 1.0 GiB/)).toBeTruthy();
   });
 });

@@ -1,5 +1,5 @@
 import { EventStream, type AutomationStatus, type Container, type Workflow } from '@berth/client';
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { api, message } from '../api';
 import { ActionFeed, useBatchedFeed } from '../components/ActionFeed';
 import { QuotaBars, quotas } from '../components/QuotaBars';
@@ -23,18 +23,24 @@ export function AutomationPage({ userId }: { userId: string }) {
   const [selected, setSelected] = useState('');
   const [configText, setConfigText] = useState('{}');
   const [status, setStatus] = useState<AutomationStatus | null>(null);
-  const [live, setLive] = useState<Record<string, number>>({}); // actions seen since the last status
+  // Actions the feed delivered, with when they arrived: today's counts are
+  // the last status plus the actions that arrived after it was asked for.
+  const arrivals = useRef<{ at: number; action: string }[]>([]);
+  const [statusAsked, setStatusAsked] = useState(0);
+  const [tick, setTick] = useState(0);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [socket, setSocket] = useState<'connecting' | 'open' | 'closed'>('connecting');
   const feed = useBatchedFeed();
 
   const loadStatus = async () => {
+    const asked = performance.now();
     try {
       const [c, st] = await Promise.all([api.status(userId), api.automationStatus(userId)]);
       setContainer(c);
       setStatus(st);
-      setLive({});
+      setStatusAsked(asked);
+      arrivals.current = arrivals.current.filter((a) => a.at > asked);
     } catch (e) {
       setError(message(e));
     }
@@ -62,8 +68,9 @@ export function AutomationPage({ userId }: { userId: string }) {
       onEvent: (ev) => {
         feed.push(ev);
         if (ev.type === 'action' && ev.success !== false && ev.action) {
-          const a = ev.action;
-          setLive((l) => ({ ...l, [a]: (l[a] ?? 0) + 1 }));
+          arrivals.current.push({ at: performance.now(), action: ev.action });
+          if (arrivals.current.length > 2000) arrivals.current.shift();
+          setTick((t) => t + 1);
         }
         if (ev.type === 'status' || ev.type === 'quota_denied') void loadStatus();
       },
@@ -81,13 +88,15 @@ export function AutomationPage({ userId }: { userId: string }) {
     if (!status) return [];
     const today: Record<string, number> = { ...status.today };
     const remaining: Record<string, number> = { ...status.remaining };
-    for (const [k, n] of Object.entries(live)) {
-      today[k] = (today[k] ?? 0) + n;
-      if (k in remaining) remaining[k] = Math.max(0, remaining[k] - n);
-      if ('total' in remaining) remaining.total = Math.max(0, remaining.total - n);
+    for (const { at, action: k } of arrivals.current) {
+      if (at <= statusAsked) continue;
+      today[k] = (today[k] ?? 0) + 1;
+      if (k in remaining) remaining[k] = Math.max(0, remaining[k] - 1);
+      if ('total' in remaining) remaining.total = Math.max(0, remaining.total - 1);
     }
     return quotas(today, remaining, container?.effective_limits?.actions_per_day ?? 0);
-  }, [status, live, container]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [status, statusAsked, tick, container]);
   const exhausted = bars.some((q) => q.name === 'total' && q.cap > 0 && q.used >= q.cap);
 
   const start = async () => {
