@@ -6,7 +6,11 @@ LDFLAGS := -s -w -X github.com/berth/berth.Version=$(VERSION)
 BIN     := bin/berth
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-go test-python test-engine-restart vet bench docker python-image clean help
+NPM     ?= npm
+HAVE_NPM := $(shell command -v $(NPM) 2>/dev/null)
+NPMCI   := $(NPM) ci --no-audit --no-fund --prefer-offline
+
+.PHONY: all build run test test-go test-python test-web test-browser test-engine-restart web vet bench docker python-image clean help
 
 all: build
 
@@ -14,10 +18,13 @@ help:
 	@echo "make run    - make sure Docker runs, build berth, start the control plane on :8000"
 	@echo "make test   - the whole suite, against the real Docker Engine"
 	@echo "make bench  - benchmarks, each beside its baseline (see docs/BENCHMARKS.md)"
-	@echo "make build  - build $(BIN) (static)"
+	@echo "make build  - build $(BIN) (static; builds the dashboard first when npm is there)"
+	@echo "make web    - build the TypeScript client and the dashboard into internal/web/dist/app"
 	@echo "make python-image - the example Python tenant image (examples/python-workflow)"
 
-build:
+# Without npm, `build` still works: the binary then serves a page that says
+# how to build the dashboard.
+build: $(if $(HAVE_NPM),web)
 	@echo "==> building $(BIN) ($(VERSION))"
 	@$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/berth
 
@@ -39,7 +46,25 @@ vet:
 	@$(GO) vet ./...
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
 
-test: docker vet test-go test-python test-engine-restart
+web:
+	@echo "==> npm ci and build: clients/typescript, web (dashboard -> internal/web/dist/app)"
+	@cd clients/typescript && $(NPMCI) >/dev/null && $(NPM) run --silent build
+	@cd web && $(NPMCI) >/dev/null && $(NPM) run --silent build
+
+test: docker vet test-go test-python test-web test-browser test-engine-restart
+
+# Vitest: the TypeScript client (mocked fetch/WebSocket) and the dashboard's
+# components (jsdom).
+test-web: web
+	@echo "==> vitest: clients/typescript and web"
+	@cd clients/typescript && $(NPM) test --silent
+	@cd web && $(NPM) test --silent
+
+# Real headless Chromium (/usr/bin/chromium) against a real `berth serve`
+# with real containers; screenshots go to web/artifacts/ (ignored).
+test-browser: docker web
+	@echo "==> browser tests (chromium + berth serve + Docker)"
+	@cd web && BERTH_TEST_DOCKER=1 $(NPM) run --silent test:browser
 
 # BERTH_TEST_DOCKER=1 makes every Docker-backed test fail (never skip) when
 # the engine cannot be reached.
@@ -61,4 +86,4 @@ bench: docker build
 	@$(GO) run ./internal/bench -berth $(BIN)
 
 clean:
-	rm -rf bin
+	rm -rf bin internal/web/dist/app clients/typescript/dist web/artifacts

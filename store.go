@@ -20,7 +20,8 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUserPlan changes a user's plan.
 	UpdateUserPlan(ctx context.Context, id, plan string) error
-	// DeleteUser removes a user, their tokens and their container records.
+	// DeleteUser removes a user, their tokens, credential, sessions,
+	// password links and container records.
 	DeleteUser(ctx context.Context, id string) error
 
 	// CreateToken stores a token by its hash. ErrConflict if the hash exists.
@@ -29,6 +30,45 @@ type Store interface {
 	LookupToken(ctx context.Context, hash string) (Token, error)
 	// DeleteUserTokens removes every token of a user.
 	DeleteUserTokens(ctx context.Context, userID string) error
+	// ListUserTokens returns a user's tokens, oldest first (an empty list,
+	// not ErrNotFound, for an unknown user).
+	ListUserTokens(ctx context.Context, userID string) ([]Token, error)
+	// DeleteToken removes one token of a user by its ID. ErrNotFound when
+	// the user has no token with that ID.
+	DeleteToken(ctx context.Context, userID, id string) error
+
+	// SetCredential creates or replaces the password login of c.UserID.
+	// ErrNotFound when the user does not exist; ErrConflict when another
+	// user's credential has the same email (case-insensitively).
+	SetCredential(ctx context.Context, c Credential) error
+	// GetCredentialByEmail finds a credential by email, case-insensitively.
+	// ErrNotFound when there is none.
+	GetCredentialByEmail(ctx context.Context, email string) (Credential, error)
+	// GetCredential returns the credential of a user. ErrNotFound when the
+	// user has none.
+	GetCredential(ctx context.Context, userID string) (Credential, error)
+
+	// CreateSession stores a session by its hash. ErrConflict if the hash
+	// exists; ErrNotFound if its user does not.
+	CreateSession(ctx context.Context, s Session) error
+	// LookupSession finds a session by its hash that has not expired at now.
+	// ErrNotFound when there is none (missing or expired).
+	LookupSession(ctx context.Context, hash string, now time.Time) (Session, error)
+	// DeleteSession removes a session. A missing session is not an error.
+	DeleteSession(ctx context.Context, hash string) error
+	// DeleteUserSessions removes every session of a user.
+	DeleteUserSessions(ctx context.Context, userID string) error
+	// DeleteExpired removes the sessions and password links that expired
+	// before now, and returns how many went.
+	DeleteExpired(ctx context.Context, now time.Time) (int, error)
+
+	// CreatePasswordLink stores a one-time password link by its hash.
+	// ErrConflict if the hash exists; ErrNotFound if its user does not.
+	CreatePasswordLink(ctx context.Context, l PasswordLink) error
+	// ConsumePasswordLink removes the link with the given hash and returns
+	// it, if it has not expired at now. ErrNotFound otherwise. Two
+	// concurrent calls with one hash never both succeed.
+	ConsumePasswordLink(ctx context.Context, hash string, now time.Time) (PasswordLink, error)
 
 	// CreateContainer inserts a container record. ErrConflict if its name or
 	// its agent port is taken.

@@ -46,6 +46,7 @@ func ValidateEmail(s string) error {
 
 // Token is an API credential. Only its hash is stored.
 type Token struct {
+	ID        string // public handle for listing and revoking; the store derives one from Hash when empty
 	Hash      string // hex SHA-256 of the secret
 	UserID    string // empty for the admin token
 	Admin     bool   // acts on every user's resources

@@ -25,12 +25,14 @@ import (
 	"github.com/berth/berth/internal/reconcile"
 	"github.com/berth/berth/internal/server"
 	"github.com/berth/berth/internal/store/sqlite"
+	"github.com/berth/berth/internal/web"
 )
 
 type serveConfig struct {
 	listen, dataDir, instance, plansFile, image, publicURL, portRange, logLevel string
 	overcommit                                                                  float64
-	healthTimeout                                                               time.Duration
+	healthTimeout, sessionTTL                                                   time.Duration
+	signup                                                                      bool
 
 	// Self-healing (see internal/reconcile and docs/RELIABILITY.md).
 	reconcileInterval, orphanGrace, healthInterval, backoffBase, backoffMax, crashWindow time.Duration
@@ -84,6 +86,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	durationFlag(fs, &c.crashWindow, "crash-window", "BERTH_CRASH_WINDOW", 10*time.Minute, getenv, "the crash-loop window")
 	durationFlag(fs, &c.wakeTimeout, "wake-timeout", "BERTH_WAKE_TIMEOUT", 60*time.Second, getenv, "how long a request to a stopped container waits for it to wake")
 	durationFlag(fs, &c.shutdownTimeout, "shutdown-timeout", "BERTH_SHUTDOWN_TIMEOUT", 20*time.Second, getenv, "how long SIGTERM waits for requests and WebSockets to drain")
+	signup, err := strconv.ParseBool(envOr(getenv, "BERTH_SIGNUP", "true"))
+	if err != nil {
+		return fmt.Errorf("BERTH_SIGNUP=%q: want true or false", getenv("BERTH_SIGNUP"))
+	}
+	fs.BoolVar(&c.signup, "signup", signup, "allow self-service sign-up in the dashboard; off: users come from /api/users/onboard and set a password from a link (BERTH_SIGNUP)")
+	st, _ := time.ParseDuration(envOr(getenv, "BERTH_SESSION_TTL", "168h"))
+	fs.DurationVar(&c.sessionTTL, "session-ttl", st, "how long a dashboard session lasts (BERTH_SESSION_TTL)")
 	if err := parse(fs, args); err != nil {
 		if err == errHelp {
 			return nil
@@ -180,6 +189,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Store: store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
 		Version: berth.Version, PublicURL: c.publicURL, Done: shutdown,
 		WakeTimeout: c.wakeTimeout,
+		Signup:      c.signup, SessionTTL: c.sessionTTL, Dashboard: web.Handler(),
 	})
 	if err != nil {
 		return err
@@ -196,6 +206,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	fmt.Fprintf(stdout, "Berth %s control plane listening on %s (instance %q, data in %s, plans: %s)\n",
 		berth.Version, displayURL(ln.Addr()), c.instance, c.dataDir, strings.Join(plans.Names(), ", "))
+	if web.Built() {
+		fmt.Fprintf(stdout, "Dashboard at %s/ (self-service sign-up %s)\n", displayURL(ln.Addr()), map[bool]string{true: "on", false: "off"}[c.signup])
+	} else {
+		fmt.Fprintln(stdout, "Dashboard not built (run `make web`): / serves a page saying so")
+	}
 	if generated {
 		fmt.Fprintf(stdout, "Admin token (generated, stored in %s; shown once): %s\n", filepath.Join(c.dataDir, "admin-token"), adminToken)
 	} else {

@@ -46,6 +46,14 @@ func (m *Manager) ChangePlan(ctx context.Context, userID, plan string) (berth.Us
 	if err != nil {
 		return berth.User{}, nil, err
 	}
+	if len(cs) == 0 {
+		// Nothing runs: the plan applies when a container is made.
+		if err := m.store.UpdateUserPlan(ctx, userID, p.Name); err != nil {
+			return berth.User{}, nil, err
+		}
+		u.Plan = p.Name
+		return u, nil, nil
+	}
 	if len(cs) > p.ContainersPerUser {
 		return berth.User{}, nil, berth.Errorf(berth.ErrConflict,
 			"user %s has %d containers; plan %s allows %d: remove some first", userID, len(cs), p.Name, p.ContainersPerUser)

@@ -16,7 +16,10 @@ import (
 // principal is who a request acts as.
 type principal struct {
 	Admin  bool
-	UserID string // set for user tokens
+	UserID string // set for user tokens and user sessions
+	// Session is the stored hash of the session when the request was
+	// authenticated by the berth_session cookie, empty for a bearer token.
+	Session string
 }
 
 // HashToken returns the stored form of a token: hex SHA-256. Tokens are 256
@@ -45,10 +48,35 @@ func bearer(r *http.Request) string {
 	return ""
 }
 
-// authenticate resolves the request's credentials.
+// authRequest resolves a request's credentials: the token when one is
+// given (from the Authorization header, or ?token= on a WebSocket), else the
+// session cookie. A state-changing request authenticated by the cookie must
+// carry the session's CSRF token in X-CSRF-Token; a bearer token needs none
+// (browsers never send one on their own).
+func (s *server) authRequest(r *http.Request, token string) (principal, error) {
+	if token != "" {
+		return s.authenticate(r, token)
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return principal{}, berth.Errorf(berth.ErrUnauthorized, "missing credentials: send Authorization: Bearer <token> or sign in")
+	}
+	p, err := s.sessionPrincipal(r, c.Value)
+	if err != nil {
+		return principal{}, err
+	}
+	if stateChanging(r.Method) {
+		if err := checkCSRF(r, c.Value); err != nil {
+			return principal{}, err
+		}
+	}
+	return p, nil
+}
+
+// authenticate resolves a token.
 func (s *server) authenticate(r *http.Request, token string) (principal, error) {
 	if token == "" {
-		return principal{}, berth.Errorf(berth.ErrUnauthorized, "missing credentials: send Authorization: Bearer <token>")
+		return principal{}, berth.Errorf(berth.ErrUnauthorized, "missing credentials: send Authorization: Bearer <token> or sign in")
 	}
 	if len(token) > 256 {
 		return principal{}, berth.Errorf(berth.ErrUnauthorized, "invalid token")
@@ -70,7 +98,7 @@ func (s *server) authenticate(r *http.Request, token string) (principal, error) 
 // admin wraps a handler that only the admin may call.
 func (s *server) admin(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r, bearer(r))
+		p, err := s.authRequest(r, bearer(r))
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -87,7 +115,7 @@ func (s *server) admin(h http.HandlerFunc) http.Handler {
 // token. The user id is validated before anything else is done with it.
 func (s *server) owner(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r, bearer(r))
+		p, err := s.authRequest(r, bearer(r))
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -100,6 +128,31 @@ func (s *server) owner(h http.HandlerFunc) http.Handler {
 	})
 }
 
+// signedIn wraps a handler that any credential may call: the admin, a user
+// token or a session.
+func (s *server) signedIn(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authRequest(r, bearer(r))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		h(w, r.WithContext(withPrincipal(r.Context(), p)))
+	})
+}
+
+// self wraps a handler on the caller's own account (/api/me/…): a user's
+// token or session; the admin has no account of its own.
+func (s *server) self(h http.HandlerFunc) http.Handler {
+	return s.signedIn(func(w http.ResponseWriter, r *http.Request) {
+		if principalOf(r).UserID == "" {
+			s.fail(w, r, berth.Errorf(berth.ErrForbidden, "this endpoint acts on a user's own account: sign in as a user"))
+			return
+		}
+		h(w, r)
+	})
+}
+
 // allowed reports whether p may act on userID's resources.
 func (s *server) allowed(p principal, userID string) error {
 	if err := berth.ValidateUserID(userID); err != nil {
@@ -108,7 +161,7 @@ func (s *server) allowed(p principal, userID string) error {
 	if p.Admin || p.UserID == userID {
 		return nil
 	}
-	return berth.Errorf(berth.ErrForbidden, "this token may not act on user %q", userID)
+	return berth.Errorf(berth.ErrForbidden, "these credentials may not act on user %q", userID)
 }
 
 // issueUserToken creates and stores a new API token for a user.

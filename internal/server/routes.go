@@ -15,6 +15,20 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/admin/containers", s.admin(s.handleAdminContainers))
 	mux.Handle("GET /api/admin/actions", s.admin(s.handleAdminActions))
 	mux.Handle("PUT /api/users/{user_id}/plan", s.admin(s.handlePlanChange))
+	mux.Handle("GET /api/admin/users", s.admin(s.handleAdminUsers))
+	mux.Handle("POST /api/admin/users/{user_id}/password-link", s.admin(s.handlePasswordLink))
+
+	mux.HandleFunc("GET /api/auth/config", s.handleAuthConfig)
+	mux.HandleFunc("POST /api/auth/signup", s.handleSignup)
+	mux.HandleFunc("POST /api/auth/login", s.handleLogin)
+	mux.HandleFunc("POST /api/auth/admin-login", s.handleAdminLogin)
+	mux.HandleFunc("POST /api/auth/logout", s.handleLogout)
+	mux.HandleFunc("POST /api/auth/set-password", s.handleSetPassword)
+	mux.Handle("GET /api/me", s.signedIn(s.handleMe))
+	mux.Handle("POST /api/me/container", s.self(s.handleMyContainer))
+	mux.Handle("GET /api/me/tokens", s.self(s.handleListTokens))
+	mux.Handle("POST /api/me/tokens", s.self(s.handleCreateToken))
+	mux.Handle("DELETE /api/me/tokens/{id}", s.self(s.handleDeleteToken))
 
 	mux.Handle("POST /api/automation/{user_id}/start", s.owner(s.handleAutomationStart))
 	mux.Handle("POST /api/automation/{user_id}/stop", s.owner(s.handleAutomationStop))
@@ -28,4 +42,5 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ws/{user_id}", s.handleUserWS)
 
 	mux.HandleFunc("/api/", s.handleNotFound)
+	mux.HandleFunc("/", s.handleDashboard)
 }

@@ -33,6 +33,13 @@ type Deps struct {
 	// WakeTimeout bounds how long a proxied request waits for a stopped
 	// container to wake; default 60 s.
 	WakeTimeout time.Duration
+	// Signup switches self-service sign-up (POST /api/auth/signup) on.
+	Signup bool
+	// SessionTTL is how long a browser session lasts; default 7 days.
+	SessionTTL time.Duration
+	// Dashboard, when set, serves the web dashboard at / (every path that
+	// is not /api/…, /ws/… or /health).
+	Dashboard http.Handler
 }
 
 type server struct {
@@ -47,6 +54,10 @@ type server struct {
 	now       func() time.Time
 	done      <-chan struct{}
 	proxy     http.Handler
+	signup    bool
+	ttl       time.Duration
+	dashboard http.Handler
+	lastSweep atomic.Int64 // unix seconds of the last removal of expired sessions
 }
 
 // NewServer checks deps and returns the control plane's HTTP handler.
@@ -67,6 +78,12 @@ func NewServer(d Deps) (http.Handler, error) {
 		publicURL: d.PublicURL,
 		now:       d.Now,
 		done:      d.Done,
+		signup:    d.Signup,
+		ttl:       d.SessionTTL,
+		dashboard: d.Dashboard,
+	}
+	if s.ttl <= 0 {
+		s.ttl = 7 * 24 * time.Hour
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -134,4 +151,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func withPrincipal(ctx context.Context, p principal) context.Context {
 	return context.WithValue(ctx, principalKey, p)
+}
+
+// principalOf returns the principal a wrapper stored in r's context.
+func principalOf(r *http.Request) principal {
+	p, _ := r.Context().Value(principalKey).(principal)
+	return p
 }

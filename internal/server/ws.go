@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -41,8 +43,12 @@ func wsToken(r *http.Request) string {
 // the upgrade, so another user's token never opens a socket.
 func (s *server) handleUserWS(w http.ResponseWriter, r *http.Request) {
 	userID := r.PathValue("user_id")
-	p, err := s.authenticate(r, wsToken(r))
+	p, err := s.authRequest(r, wsToken(r))
 	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.checkOrigin(r, p); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -60,10 +66,37 @@ func (s *server) handleUserWS(w http.ResponseWriter, r *http.Request) {
 	s.streamWS(w, r, berth.UserTopic(userID), userID)
 }
 
+// checkOrigin refuses a cookie-authenticated WebSocket opened by a page of
+// another site (cross-site WebSocket hijacking): its Origin must be this
+// host or the public URL's.
+func (s *server) checkOrigin(r *http.Request, p principal) error {
+	if p.Session == "" {
+		return nil
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil // not a browser: it holds the cookie itself
+	}
+	u, err := url.Parse(origin)
+	if err == nil && u.Host != "" {
+		if strings.EqualFold(u.Host, r.Host) {
+			return nil
+		}
+		if pu, perr := url.Parse(s.publicURL); s.publicURL != "" && perr == nil && strings.EqualFold(pu.Host, u.Host) {
+			return nil
+		}
+	}
+	return berth.Errorf(berth.ErrForbidden, "a signed-in WebSocket must come from this site's pages (origin %q refused)", origin)
+}
+
 // handleAdminWS streams every user's events to the admin.
 func (s *server) handleAdminWS(w http.ResponseWriter, r *http.Request) {
-	p, err := s.authenticate(r, wsToken(r))
+	p, err := s.authRequest(r, wsToken(r))
 	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.checkOrigin(r, p); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -96,8 +129,9 @@ func (s *server) streamWS(w http.ResponseWriter, r *http.Request, topic, userID 
 	}
 	defer sub.Close()
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		// Authentication is by token, never ambient, so any origin may
-		// connect with one.
+		// A token is never ambient, so any origin may connect with one; a
+		// cookie is, and checkOrigin has refused cross-site pages before
+		// the upgrade.
 		InsecureSkipVerify: true,
 	})
 	if err != nil {

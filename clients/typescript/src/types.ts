@@ -1,0 +1,256 @@
+// Wire types of the Berth API (docs/API.md). Times are RFC 3339 strings.
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+export type ErrorCode =
+  | 'invalid_argument'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'too_large'
+  | 'quota_exceeded'
+  | 'insufficient_capacity'
+  | 'unavailable'
+  | 'internal';
+
+export interface User {
+  user_id: string;
+  email: string;
+  plan: string;
+  created_at: string;
+}
+
+export interface Limits {
+  memory_bytes: number;
+  cpus: number;
+  pids_limit: number;
+  actions_per_day: number;
+}
+
+export interface Usage {
+  cpu_percent: number;
+  memory_bytes: number;
+  memory_limit_bytes: number;
+  pids: number;
+  time: string;
+}
+
+export type ContainerStatus = 'creating' | 'running' | 'stopped' | 'restarting' | 'failed' | 'missing' | 'removed';
+
+export interface Container {
+  exists: boolean;
+  user_id: string;
+  container_id?: string;
+  container_name?: string;
+  status?: ContainerStatus;
+  health?: string;
+  last_error?: string;
+  exit_code?: number;
+  oom_killed?: boolean;
+  plan?: string;
+  image?: string;
+  limits?: Limits;
+  effective_limits?: Limits;
+  websocket_url?: string;
+  created_at?: string;
+  started_at: string | null;
+  uptime_seconds: number;
+  total_actions: number;
+  usage?: Usage;
+}
+
+export interface Health {
+  status: 'healthy' | 'unhealthy';
+  timestamp: string;
+  docker: string;
+  version: string;
+}
+
+export interface OnboardRequest {
+  user_id: string;
+  email: string;
+  plan: string;
+}
+
+export interface OnboardResponse {
+  success: true;
+  user: User;
+  token: string;
+  created: boolean;
+  container: Container;
+}
+
+export interface CreateContainerRequest {
+  user_id: string;
+  plan: string;
+  anthropic_api_key?: string;
+}
+
+export type ContainerAction = 'start' | 'stop' | 'restart' | 'remove';
+
+export interface ContainerActionResponse {
+  success: true;
+  action: ContainerAction;
+  user_id: string;
+  status?: string;
+}
+
+export interface LogsResponse {
+  user_id: string;
+  logs: string;
+}
+
+export interface ContainerList {
+  total: number;
+  containers: Container[];
+}
+
+export type AutomationState = 'idle' | 'running' | 'completed' | 'failed' | 'stopped' | string;
+
+export interface AutomationStatus {
+  success?: boolean;
+  state: AutomationState;
+  workflow?: string;
+  config?: Record<string, unknown>;
+  started_at: string | null;
+  finished_at?: string;
+  exit_code?: number;
+  error?: string;
+  today: Record<string, number>;
+  remaining: Record<string, number>;
+}
+
+export interface StartResponse {
+  success: true;
+  workflow: string;
+  state: AutomationState;
+  started_at: string | null;
+}
+
+export interface StopResponse {
+  success: true;
+  state: AutomationState;
+  workflow?: string;
+}
+
+export interface Workflow {
+  name: string;
+  description?: string;
+  actions?: string[];
+  config?: Record<string, unknown>;
+}
+
+/** One event of a WebSocket stream, or one stored action. */
+export interface BerthEvent {
+  type: 'action' | 'status' | 'log' | 'quota_denied' | 'dropped' | string;
+  seq?: number;
+  action?: string;
+  target?: string;
+  success?: boolean;
+  timestamp: string;
+  details?: unknown;
+  user_id?: string;
+  container?: string;
+  state?: string;
+  workflow?: string;
+  stream?: 'stdout' | 'stderr';
+  line?: string;
+  reason?: string;
+  count?: number;
+  exit_code?: number;
+}
+
+/** An action event: type "action" with its seq. */
+export interface ActionEvent extends BerthEvent {
+  type: 'action';
+  seq: number;
+  action: string;
+  success: boolean;
+}
+
+export interface ActionsPage {
+  user_id?: string;
+  count: number;
+  actions: ActionEvent[];
+}
+
+export interface ActionsQuery {
+  limit?: number;
+  after_seq?: number;
+  before_seq?: number;
+  action?: string;
+  success?: boolean;
+  since?: string;
+  until?: string;
+  order?: 'asc' | 'desc';
+}
+
+// Accounts.
+
+export interface SignupRequest {
+  email: string;
+  password: string;
+  user_id?: string;
+}
+
+export interface SessionResponse {
+  success: true;
+  user?: User;
+  admin: boolean;
+  csrf_token: string;
+  expires_at: string;
+}
+
+export interface AuthConfig {
+  signup: boolean;
+}
+
+export interface Me {
+  user?: User;
+  admin: boolean;
+  auth: 'session' | 'token';
+  csrf_token?: string;
+}
+
+export interface MyContainerResponse {
+  success: true;
+  container: Container;
+}
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface CreateTokenResponse extends TokenInfo {
+  success: true;
+  token: string;
+}
+
+export interface PasswordLinkResponse {
+  success: true;
+  user_id: string;
+  url: string;
+  expires_at: string;
+}
+
+export interface AdminUser extends User {
+  has_password: boolean;
+  container_status: ContainerStatus | 'none';
+  actions_today: number;
+}
+
+export interface AdminUserList {
+  total: number;
+  users: AdminUser[];
+}
+
+export interface PlanResponse {
+  success: true;
+  user_id: string;
+  plan: string;
+}
