@@ -23,12 +23,14 @@ import (
 	"github.com/berth/berth/internal/planfile"
 	"github.com/berth/berth/internal/server"
 	"github.com/berth/berth/internal/store/sqlite"
+	metering "github.com/berth/berth/internal/usage"
 )
 
 type serveConfig struct {
 	listen, dataDir, instance, plansFile, image, publicURL, portRange, logLevel string
 	overcommit                                                                  float64
 	healthTimeout                                                               time.Duration
+	ops                                                                         opsConfig
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -46,6 +48,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.Float64Var(&c.overcommit, "overcommit", oc, "committed memory may reach host memory times this (BERTH_OVERCOMMIT)")
 	ht, _ := time.ParseDuration(envOr(getenv, "BERTH_HEALTH_TIMEOUT", "60s"))
 	fs.DurationVar(&c.healthTimeout, "health-timeout", ht, "how long a container may take to answer /health (BERTH_HEALTH_TIMEOUT)")
+	c.ops.register(fs, getenv)
 	if err := parse(fs, args); err != nil {
 		if err == errHelp {
 			return nil
@@ -79,6 +82,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer store.Close()
+	o, err := newOps(c.ops, store, log)
+	if err != nil {
+		return err
+	}
 
 	drv, err := docker.New(ctx, docker.Options{Instance: c.instance, Version: berth.Version})
 	if err != nil {
@@ -98,13 +105,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	bus := inmem.New()
 	defer bus.Close()
-	ing, err := ingest.New(ingest.Deps{Store: store, Bus: bus, Logger: log})
+	ing, err := ingest.New(ingest.Deps{Store: o.store, Bus: bus, Logger: log, OnEvent: o.metrics.IngestEvent})
 	if err != nil {
 		return err
 	}
 	mgr, err := lifecycle.New(lifecycle.Deps{
-		Store:  store,
-		Driver: drv,
+		Store:  o.store,
+		Driver: o.metrics.Driver(drv),
 		Logger: log,
 		Config: lifecycle.Config{
 			Instance:      c.instance,
@@ -123,8 +130,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	shutdown := make(chan struct{})
 	handler, err := server.NewServer(server.Deps{
-		Store: store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
+		Store: o.store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
 		Version: berth.Version, PublicURL: c.publicURL, Done: shutdown,
+		Metrics: o.metrics.Handler(), Webhooks: o.webhooks, Usage: metering.Reporter{Usage: store},
 	})
 	if err != nil {
 		return err
@@ -134,7 +142,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           o.metrics.Middleware(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -152,6 +160,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	ingDone := make(chan struct{})
 	go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
 	defer func() { stopIngest(); <-ingDone }()
+
+	if err := o.start(ctx, mgr, stdout); err != nil {
+		return err
+	}
+	defer o.stop()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -257,7 +257,10 @@ type stateCollector struct{ m *Metrics }
 var containersDesc = prometheus.NewDesc("berth_containers", "Tenant containers by recorded state and plan.", []string{"state", "plan"}, nil)
 var scrapeErrDesc = prometheus.NewDesc("berth_store_scrape_errors", "1 when the store could not be read for this scrape.", nil, nil)
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- containersDesc; ch <- scrapeErrDesc }
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- containersDesc
+	ch <- scrapeErrDesc
+}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -293,7 +296,11 @@ var (
 	countDesc = prometheus.NewDesc("berth_container_samples", "Containers in the latest resource sample (all of them, before the series cap).", nil, nil)
 )
 
-func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- cpuDesc; ch <- memDesc; ch <- countDesc }
+func (c *usageCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cpuDesc
+	ch <- memDesc
+	ch <- countDesc
+}
 
 func (c *usageCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.m.samples == nil {

@@ -30,6 +30,12 @@ type Deps struct {
 	// Done, when closed, ends every WebSocket stream (graceful shutdown:
 	// http.Server.Shutdown does not track hijacked connections).
 	Done <-chan struct{}
+
+	// Optional operator features (nil disables them; their routes answer
+	// 404 or 503): GET /metrics behind the admin token, webhooks, usage.
+	Metrics  http.Handler
+	Webhooks Webhooks
+	Usage    UsageReporter
 }
 
 type server struct {
@@ -43,6 +49,9 @@ type server struct {
 	publicURL string
 	now       func() time.Time
 	done      <-chan struct{}
+	metrics   http.Handler
+	webhooks  Webhooks
+	usage     UsageReporter
 }
 
 // NewServer checks deps and returns the control plane's HTTP handler.
@@ -63,6 +72,9 @@ func NewServer(d Deps) (http.Handler, error) {
 		publicURL: d.PublicURL,
 		now:       d.Now,
 		done:      d.Done,
+		metrics:   d.Metrics,
+		webhooks:  d.Webhooks,
+		usage:     d.Usage,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -219,4 +219,3 @@ func nextDay(day string) string {
 	}
 	return t.AddDate(0, 0, 1).Format(time.DateOnly)
 }
-
