@@ -17,7 +17,9 @@ type fakeStore struct {
 	cs []berth.Container
 }
 
-func (f fakeStore) ListContainers(context.Context, string) ([]berth.Container, error) { return f.cs, nil }
+func (f fakeStore) ListContainers(context.Context, string) ([]berth.Container, error) {
+	return f.cs, nil
+}
 
 func TestCap(t *testing.T) {
 	t.Parallel()
