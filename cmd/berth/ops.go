@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/berth/berth"
-	"github.com/berth/berth/internal/lifecycle"
 	"github.com/berth/berth/internal/metrics"
 	"github.com/berth/berth/internal/storehook"
 	metering "github.com/berth/berth/internal/usage"
@@ -61,7 +60,8 @@ type ops struct {
 	raw      opsStore
 	metrics  *metrics.Metrics
 	webhooks *webhook.Dispatcher
-	store    berth.Store // raw, decorated with the metrics and webhook hooks
+	store    berth.Store  // raw, decorated with the metrics and webhook hooks
+	drv      berth.Driver // the engine, instrumented
 	sampler  *metering.Sampler
 
 	wg     sync.WaitGroup
@@ -96,11 +96,20 @@ func (o *ops) samples() []metrics.ContainerSample {
 	return out
 }
 
+// driver returns d instrumented with metrics; the sampler uses it too.
+func (o *ops) driver(d berth.Driver) berth.Driver {
+	o.drv = o.metrics.Driver(d)
+	return o.drv
+}
+
 // start runs the webhook dispatcher, the usage sampler and the metrics
 // listener until stop.
-func (o *ops) start(ctx context.Context, mgr *lifecycle.Manager, stdout io.Writer) error {
+func (o *ops) start(ctx context.Context, stdout io.Writer) error {
+	if o.drv == nil {
+		return errors.New("ops: driver not set")
+	}
 	var err error
-	o.sampler, err = metering.New(metering.Deps{Store: o.store, Usage: o.raw, Observer: mgr, Logger: o.log, Interval: o.cfg.usageInterval})
+	o.sampler, err = metering.New(metering.Deps{Store: o.store, Usage: o.raw, Engine: o.drv, Logger: o.log, Interval: o.cfg.usageInterval})
 	if err != nil {
 		return err
 	}

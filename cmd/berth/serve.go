@@ -111,7 +111,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	mgr, err := lifecycle.New(lifecycle.Deps{
 		Store:  o.store,
-		Driver: o.metrics.Driver(drv),
+		Driver: o.driver(drv),
 		Logger: log,
 		Config: lifecycle.Config{
 			Instance:      c.instance,
@@ -161,7 +161,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
 	defer func() { stopIngest(); <-ingDone }()
 
-	if err := o.start(ctx, mgr, stdout); err != nil {
+	if err := o.start(ctx, stdout); err != nil {
 		return err
 	}
 	defer o.stop()

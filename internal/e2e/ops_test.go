@@ -165,6 +165,9 @@ func TestMetricsMove(t *testing.T) {
 			t.Errorf("%s%v = %v, want >= %v", c.name, c.labels, got, c.min)
 		}
 	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", after)
+	}
 	// Raw paths never become labels.
 	if strings.Contains(after, `route="/api/automation/metered`) {
 		t.Error("a raw path is a label")
@@ -333,7 +336,13 @@ func TestWebhookOOMKilled(t *testing.T) {
 		ins, err := dockerC.ContainerInspect(ctx, id)
 		return err == nil && !ins.State.Running && ins.State.OOMKilled
 	})
-	// The usage sampler observes the death; so does a status request.
+	// A status request observes the death (as the reconciler would) and
+	// records it; the record is what raises the event.
+	var st api.Container
+	s.mustCall(200, "GET", "/api/containers/oomer/status", ob.Token, nil, &st)
+	if !st.OOMKilled || st.Status != "stopped" || st.LastError != "OOM-killed" {
+		t.Errorf("status after the OOM kill = %+v", st)
+	}
 	waitFor(t, 30*time.Second, "a successful oom_killed delivery after a failed one", func() bool {
 		ds := rcv.deliveries("container.oom_killed")
 		return len(ds) >= 2 && ds[len(ds)-1].status == 200

@@ -4,8 +4,9 @@
 // stored actions at report time).
 //
 // The sampler reads the container records, observes each running container
-// (lifecycle.Observe: the engine's state and one stats sample) and adds the
-// time since the last sample to the container's day. Running time is measured
+// (the engine's state and one stats sample; it only reads — recording a death
+// is the lifecycle's and the reconciler's job) and adds the time since the
+// last sample to the container's day. Running time is measured
 // against the engine's own StartedAt and FinishedAt, so a container that runs
 // between two samples is counted to the engine's precision, not the interval's.
 // Limits: time while the control plane is down is not counted (after a restart
@@ -23,21 +24,21 @@ import (
 
 	"github.com/berth/berth"
 	"github.com/berth/berth/api"
-	"github.com/berth/berth/internal/lifecycle"
 )
 
-// Observer refreshes a container record with the engine's view; the
-// lifecycle manager is one. withUsage asks for a stats sample.
-type Observer interface {
-	Observe(ctx context.Context, c berth.Container, withUsage bool) (lifecycle.Observed, error)
+// Engine is what the sampler reads of the container engine: a subset of
+// berth.Driver.
+type Engine interface {
+	Inspect(ctx context.Context, name string) (berth.Instance, error)
+	Stats(ctx context.Context, name string) (berth.Usage, error)
 }
 
-// Deps configure a Sampler. Store, Usage and Observer are required.
+// Deps configure a Sampler. Store, Usage and Engine are required.
 type Deps struct {
-	Store    berth.Store
-	Usage    berth.UsageStore
-	Observer Observer
-	Logger   *slog.Logger
+	Store  berth.Store
+	Usage  berth.UsageStore
+	Engine Engine
+	Logger *slog.Logger
 	// Interval between samples; default 15 s.
 	Interval time.Duration
 	// Concurrency bounds the containers observed at once; default 8.
@@ -71,8 +72,8 @@ type cursor struct {
 
 // New checks deps and returns a Sampler.
 func New(d Deps) (*Sampler, error) {
-	if d.Store == nil || d.Usage == nil || d.Observer == nil {
-		return nil, errors.New("usage: Store, Usage and Observer are required")
+	if d.Store == nil || d.Usage == nil || d.Engine == nil {
+		return nil, errors.New("usage: Store, Usage and Engine are required")
 	}
 	if d.Interval <= 0 {
 		d.Interval = 15 * time.Second
@@ -115,11 +116,12 @@ func (s *Sampler) Latest() []Sample {
 }
 
 type observation struct {
-	c    berth.Container
-	o    lifecycle.Observed
-	at   time.Time
-	err  error
-	gone bool
+	c     berth.Container
+	in    berth.Instance
+	usage *berth.Usage
+	at    time.Time
+	err   error
+	gone  bool
 }
 
 // SampleOnce observes every running (or being counted) container once and
@@ -157,9 +159,19 @@ func (s *Sampler) SampleOnce(ctx context.Context) error {
 			defer func() { <-sem }()
 			at := time.Now()
 			octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			o, err := s.d.Observer.Observe(octx, c, true)
-			cancel()
-			obs[i] = observation{c: c, o: o, at: at, err: err, gone: err == nil && o.Instance == nil}
+			defer cancel()
+			in, err := s.d.Engine.Inspect(octx, c.Name)
+			if errors.Is(err, berth.ErrNotFound) {
+				obs[i] = observation{c: c, at: at, gone: true}
+				return
+			}
+			ob := observation{c: c, in: in, at: at, err: err}
+			if err == nil && in.Running {
+				if u, err := s.d.Engine.Stats(octx, c.Name); err == nil {
+					ob.usage = &u
+				}
+			}
+			obs[i] = ob
 		}()
 	}
 	wg.Wait()
@@ -177,7 +189,7 @@ func (s *Sampler) SampleOnce(ctx context.Context) error {
 			delete(s.latest, name)
 			continue
 		}
-		in := ob.o.Instance
+		in := ob.in
 		if in.Running {
 			from := cur.last
 			if !counting || !cur.startedAt.Equal(in.StartedAt) {
@@ -185,7 +197,7 @@ func (s *Sampler) SampleOnce(ctx context.Context) error {
 			}
 			incs = append(incs, split(ob.c, from, ob.at)...)
 			s.cursors[name] = cursor{startedAt: in.StartedAt, last: later(ob.at, from)}
-			if u := ob.o.Usage; u != nil {
+			if u := ob.usage; u != nil {
 				incs = append(incs, berth.UsageIncrement{UserID: ob.c.UserID, Day: day(ob.at), Plan: ob.c.Plan,
 					Runtime: berth.RuntimeRunc, PeakMemory: u.MemoryBytes})
 				s.latest[name] = Sample{UserID: ob.c.UserID, Container: name, Plan: ob.c.Plan,

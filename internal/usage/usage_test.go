@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/berth/berth"
-	"github.com/berth/berth/internal/lifecycle"
 )
 
 func TestSplitAcrossMidnight(t *testing.T) {
@@ -57,18 +56,17 @@ type fakeObserver struct {
 	inst *berth.Instance
 }
 
-func (f *fakeObserver) Observe(_ context.Context, c berth.Container, _ bool) (lifecycle.Observed, error) {
+func (f *fakeObserver) Inspect(context.Context, string) (berth.Instance, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	o := lifecycle.Observed{Container: c}
-	if f.inst != nil {
-		in := *f.inst
-		o.Instance = &in
-		if in.Running {
-			o.Usage = &berth.Usage{MemoryBytes: 5 << 20}
-		}
+	if f.inst == nil {
+		return berth.Instance{}, berth.ErrNotFound
 	}
-	return o, nil
+	return *f.inst, nil
+}
+
+func (f *fakeObserver) Stats(context.Context, string) (berth.Usage, error) {
+	return berth.Usage{MemoryBytes: 5 << 20}, nil
 }
 
 // TestSamplerCountsToTheEnginesTimes: a run is counted from the engine's
@@ -78,7 +76,7 @@ func TestSamplerCountsToTheEnginesTimes(t *testing.T) {
 	st := &fakeStore{cs: []berth.Container{{Name: "c1", UserID: "u", Plan: "pro", Status: berth.StatusRunning}}}
 	us := &fakeUsage{secs: map[string]float64{}}
 	ob := &fakeObserver{}
-	s, err := New(Deps{Store: st, Usage: us, Observer: ob})
+	s, err := New(Deps{Store: st, Usage: us, Engine: ob})
 	if err != nil {
 		t.Fatal(err)
 	}
