@@ -520,17 +520,15 @@ func splitLines(s string) []string {
 }
 
 // newLines returns the lines of now that follow the last lines seen before
-// (up to 20 of them, found at their latest position in now); all of now
-// when they are not found (the log rolled over).
+// (up to 20 of them, fewer when not all are still in now, found at their
+// latest position); all of now when none is found (the log rolled over).
 func newLines(before, now []string) []string {
-	k := min(len(before), 20)
-	if k == 0 {
-		return now
-	}
-	anchor := before[len(before)-k:]
-	for start := len(now) - k; start >= 0; start-- {
-		if equal(now[start:start+k], anchor) {
-			return now[start+k:]
+	for k := min(len(before), 20); k > 0; k-- {
+		anchor := before[len(before)-k:]
+		for start := len(now) - k; start >= 0; start-- {
+			if equal(now[start:start+k], anchor) {
+				return now[start+k:]
+			}
 		}
 	}
 	return now
