@@ -134,6 +134,20 @@ func TestMetricsMove(t *testing.T) {
 	}
 
 	ob := s.onboard("metered", "starter")
+	// A live viewer moves the viewers gauge while it watches.
+	wctx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		c := &api.Client{BaseURL: s.url, Token: ob.Token}
+		_ = c.Watch(wctx, "metered", -1, func(api.Event) error { return nil })
+	}()
+	waitFor(t, 10*time.Second, "the viewers gauge", func() bool {
+		_, m := scrape(t, murl, "")
+		return metricValue(m, "berth_websocket_viewers") == 1
+	})
+	stopWatch()
+	<-watchDone
 	s.mustCall(200, "POST", "/api/automation/metered/start", ob.Token,
 		`{"workflow": "engagement", "config": {"likes_per_day": 3, "comments_per_day": 2, "follows_per_day": 1, "pace_ms": 10}}`, nil)
 	s.waitState("metered", ob.Token, time.Minute, api.StateCompleted)
