@@ -75,11 +75,22 @@ type UsageRecord struct {
 	PeakMemory     int64
 }
 
+// UsageCursor is how far one container's current run has been metered.
+// It is kept with the usage so that a control-plane restart neither loses
+// nor double-counts the time of containers that kept running.
+type UsageCursor struct {
+	Container string
+	StartedAt time.Time // the engine's start time of the run
+	Until     time.Time // metered up to here; zero deletes the cursor
+}
+
 // UsageStore keeps metered usage.
 type UsageStore interface {
 	// AddUsage adds running seconds and raises peak memory, one row per
-	// user, day, plan and runtime.
-	AddUsage(ctx context.Context, incs []UsageIncrement) error
+	// user, day, plan and runtime, and saves the cursors, in one transaction.
+	AddUsage(ctx context.Context, incs []UsageIncrement, cursors []UsageCursor) error
+	// UsageCursors returns every saved cursor.
+	UsageCursors(ctx context.Context) ([]UsageCursor, error)
 	// ListUsage returns the records of days from..to (inclusive, YYYY-MM-DD),
 	// ordered by day, user, plan.
 	ListUsage(ctx context.Context, from, to string) ([]UsageRecord, error)

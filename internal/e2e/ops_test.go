@@ -410,3 +410,58 @@ func TestWebhookOOMKilled(t *testing.T) {
 		t.Errorf("second delete = %d, want 404", code)
 	}
 }
+
+// TestUsageSurvivesRestart kills the control plane while a container runs
+// and stops the container while the control plane is down: the metered time
+// still matches the engine's, counted once.
+func TestUsageSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "BERTH_USAGE_INTERVAL=500ms")
+	ob := s.onboard("restarted", "free")
+	day := time.Now().UTC().Format(time.DateOnly)
+	waitFor(t, 10*time.Second, "the run to be metered once", func() bool {
+		var rep api.UsageReport
+		s.mustCall(200, "GET", "/api/admin/usage?from="+day+"&to="+day, adminToken, nil, &rep)
+		return len(rep.Rows) > 0 && rep.Rows[0].RunningSeconds > 0
+	})
+	time.Sleep(500 * time.Millisecond)
+	s.kill()
+	time.Sleep(time.Second)
+	stopTimeout := 2
+	if err := dockerC.ContainerStop(context.Background(), ob.Container.ContainerID, container.StopOptions{Timeout: &stopTimeout}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	s.start()
+	ins, err := dockerC.ContainerInspect(context.Background(), ob.Container.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, _ := time.Parse(time.RFC3339Nano, ins.State.StartedAt)
+	finished, _ := time.Parse(time.RFC3339Nano, ins.State.FinishedAt)
+	truth := finished.Sub(started).Seconds()
+	var got float64
+	waitFor(t, 10*time.Second, "the run to be metered to its end", func() bool {
+		var rep api.UsageReport
+		s.mustCall(200, "GET", "/api/admin/usage?from="+day+"&to="+day, adminToken, nil, &rep)
+		got = 0
+		for _, r := range rep.Rows {
+			if r.UserID == "restarted" {
+				got += r.RunningSeconds
+			}
+		}
+		return got >= truth-1
+	})
+	time.Sleep(time.Second)
+	var rep api.UsageReport
+	s.mustCall(200, "GET", "/api/admin/usage?from="+day+"&to="+day, adminToken, nil, &rep)
+	got = 0
+	for _, r := range rep.Rows {
+		if r.UserID == "restarted" {
+			got += r.RunningSeconds
+		}
+	}
+	if d := got - truth; d > 1 || d < -1 {
+		t.Errorf("metered %.3fs across a control-plane restart, engine ran it %.3fs", got, truth)
+	}
+}

@@ -9,9 +9,13 @@
 // last sample to the container's day. Running time is measured
 // against the engine's own StartedAt and FinishedAt, so a container that runs
 // between two samples is counted to the engine's precision, not the interval's.
-// Limits: time while the control plane is down is not counted (after a restart
-// counting resumes from the restart), and a container removed between two
-// samples loses at most one interval.
+// Each container's cursor (how far its current run is metered) is saved with
+// the usage in one transaction, so a control-plane restart neither loses nor
+// double-counts the time of a container that kept running, or that stopped,
+// meanwhile; a running container never counted before is counted from its
+// start. Limits: a run that both started and ended between two samples (or
+// while the control plane was down before its first sample) is not counted,
+// and a container removed between two samples loses at most one interval.
 package usage
 
 import (
@@ -60,6 +64,7 @@ type Sampler struct {
 	start time.Time
 
 	mu      sync.Mutex
+	loaded  bool              // saved cursors read
 	cursors map[string]cursor // by container name
 	latest  map[string]Sample
 }
@@ -127,6 +132,9 @@ type observation struct {
 // SampleOnce observes every running (or being counted) container once and
 // records the usage since the previous sample.
 func (s *Sampler) SampleOnce(ctx context.Context) error {
+	if err := s.load(ctx); err != nil {
+		return err
+	}
 	cs, err := s.d.Store.ListContainers(ctx, "")
 	if err != nil {
 		return err
@@ -140,10 +148,12 @@ func (s *Sampler) SampleOnce(ctx context.Context) error {
 			todo = append(todo, c)
 		}
 	}
+	var saves []berth.UsageCursor
 	for name := range s.cursors { // records gone: removed between samples
 		if !seen[name] {
 			delete(s.cursors, name)
 			delete(s.latest, name)
+			saves = append(saves, berth.UsageCursor{Container: name})
 		}
 	}
 	s.mu.Unlock()
@@ -187,16 +197,20 @@ func (s *Sampler) SampleOnce(ctx context.Context) error {
 		if ob.gone {
 			delete(s.cursors, name)
 			delete(s.latest, name)
+			saves = append(saves, berth.UsageCursor{Container: name})
 			continue
 		}
 		in := ob.in
 		if in.Running {
+			// A run without its cursor was never counted (cursors are saved
+			// with the usage): count it from its start.
 			from := cur.last
 			if !counting || !cur.startedAt.Equal(in.StartedAt) {
-				from = later(in.StartedAt, s.start)
+				from = in.StartedAt
 			}
 			incs = append(incs, split(ob.c, from, ob.at)...)
 			s.cursors[name] = cursor{startedAt: in.StartedAt, last: later(ob.at, from)}
+			saves = append(saves, berth.UsageCursor{Container: name, StartedAt: in.StartedAt, Until: later(ob.at, from)})
 			if u := ob.usage; u != nil {
 				incs = append(incs, berth.UsageIncrement{UserID: ob.c.UserID, Day: day(ob.at), Plan: ob.c.Plan,
 					Runtime: berth.RuntimeRunc, PeakMemory: u.MemoryBytes})
@@ -212,9 +226,30 @@ func (s *Sampler) SampleOnce(ctx context.Context) error {
 		}
 		delete(s.cursors, name)
 		delete(s.latest, name)
+		if counting {
+			saves = append(saves, berth.UsageCursor{Container: name})
+		}
 	}
 	s.mu.Unlock()
-	return s.d.Usage.AddUsage(context.WithoutCancel(ctx), incs)
+	return s.d.Usage.AddUsage(context.WithoutCancel(ctx), incs, saves)
+}
+
+// load reads the saved cursors once.
+func (s *Sampler) load(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded {
+		return nil
+	}
+	cs, err := s.d.Usage.UsageCursors(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		s.cursors[c.Container] = cursor{startedAt: c.StartedAt, last: c.Until}
+	}
+	s.loaded = true
+	return nil
 }
 
 func later(a, b time.Time) time.Time {

@@ -36,17 +36,38 @@ func (f *fakeStore) ListContainers(context.Context, string) ([]berth.Container, 
 
 type fakeUsage struct {
 	berth.UsageStore
-	mu   sync.Mutex
-	secs map[string]float64
-	peak int64
+	mu      sync.Mutex
+	secs    map[string]float64
+	peak    int64
+	cursors map[string]berth.UsageCursor
 }
 
-func (f *fakeUsage) AddUsage(_ context.Context, incs []berth.UsageIncrement) error {
+func (f *fakeUsage) UsageCursors(context.Context) ([]berth.UsageCursor, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []berth.UsageCursor
+	for _, c := range f.cursors {
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (f *fakeUsage) AddUsage(_ context.Context, incs []berth.UsageIncrement, cursors []berth.UsageCursor) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, in := range incs {
 		f.secs[in.UserID+"/"+in.Plan] += in.RunningSeconds
 		f.peak = max(f.peak, in.PeakMemory)
+	}
+	if f.cursors == nil {
+		f.cursors = map[string]berth.UsageCursor{}
+	}
+	for _, c := range cursors {
+		if c.Until.IsZero() {
+			delete(f.cursors, c.Container)
+		} else {
+			f.cursors[c.Container] = c
+		}
 	}
 	return nil
 }
@@ -110,5 +131,28 @@ func TestSamplerCountsToTheEnginesTimes(t *testing.T) {
 	}
 	if n := len(s.Latest()); n != 0 {
 		t.Errorf("Latest has %d samples after the stop", n)
+	}
+}
+
+// TestSamplerResumesAfterRestart: a new sampler (a restarted control plane)
+// continues from the saved cursor, so the downtime is counted once.
+func TestSamplerResumesAfterRestart(t *testing.T) {
+	t.Parallel()
+	st := &fakeStore{cs: []berth.Container{{Name: "c1", UserID: "u", Plan: "pro", Status: berth.StatusRunning}}}
+	us := &fakeUsage{secs: map[string]float64{}}
+	started := time.Now()
+	ob := &fakeObserver{inst: &berth.Instance{Running: true, StartedAt: started}}
+	s1, _ := New(Deps{Store: st, Usage: us, Engine: ob})
+	time.Sleep(20 * time.Millisecond)
+	_ = s1.SampleOnce(context.Background())
+	time.Sleep(100 * time.Millisecond) // "down"
+	s2, _ := New(Deps{Store: st, Usage: us, Engine: ob})
+	_ = s2.SampleOnce(context.Background())
+	cut := time.Since(started).Seconds()
+	if got := us.secs["u/pro"]; got < 0.115 || got > cut+0.001 {
+		t.Errorf("counted %.4fs over a restart, want about %.4fs", got, cut)
+	}
+	if len(us.cursors) != 1 {
+		t.Errorf("cursors = %+v", us.cursors)
 	}
 }

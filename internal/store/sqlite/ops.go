@@ -136,9 +136,9 @@ func (s *Store) ListDeliveries(ctx context.Context, webhookID string, limit int)
 	return out, mapErr("list deliveries", rows.Err())
 }
 
-// AddUsage adds every increment in one transaction.
-func (s *Store) AddUsage(ctx context.Context, incs []berth.UsageIncrement) (err error) {
-	if len(incs) == 0 {
+// AddUsage adds every increment and saves the cursors in one transaction.
+func (s *Store) AddUsage(ctx context.Context, incs []berth.UsageIncrement, cursors []berth.UsageCursor) (err error) {
+	if len(incs) == 0 && len(cursors) == 0 {
 		return nil
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
@@ -156,10 +156,47 @@ func (s *Store) AddUsage(ctx context.Context, incs []berth.UsageIncrement) (err 
 			return mapErr("add usage", err)
 		}
 	}
+	for _, c := range cursors {
+		if c.Until.IsZero() {
+			_, err = tx.ExecContext(ctx, `DELETE FROM usage_cursors WHERE container_name = ?`, c.Container)
+		} else {
+			_, err = tx.ExecContext(ctx, `INSERT INTO usage_cursors (container_name, started_at, until) VALUES (?, ?, ?)
+				ON CONFLICT (container_name) DO UPDATE SET started_at = excluded.started_at, until = excluded.until`,
+				c.Container, formatTime(c.StartedAt), formatTime(c.Until))
+		}
+		if err != nil {
+			return mapErr("save usage cursor", err)
+		}
+	}
 	if err = tx.Commit(); err != nil {
 		return mapErr("add usage", err)
 	}
 	return nil
+}
+
+// UsageCursors returns every saved cursor.
+func (s *Store) UsageCursors(ctx context.Context) ([]berth.UsageCursor, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT container_name, started_at, until FROM usage_cursors`)
+	if err != nil {
+		return nil, mapErr("list usage cursors", err)
+	}
+	defer rows.Close()
+	var out []berth.UsageCursor
+	for rows.Next() {
+		var c berth.UsageCursor
+		var st, un string
+		if err := rows.Scan(&c.Container, &st, &un); err != nil {
+			return nil, mapErr("list usage cursors", err)
+		}
+		if c.StartedAt, err = parseTime(st); err != nil {
+			return nil, err
+		}
+		if c.Until, err = parseTime(un); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, mapErr("list usage cursors", rows.Err())
 }
 
 // ListUsage returns the records of days from..to inclusive.

@@ -55,7 +55,16 @@ func TestWebhooksAndUsage(t *testing.T) {
 		{UserID: "u1", Day: "2026-03-01", Plan: "pro", Runtime: "runc", RunningSeconds: 1.5, PeakMemory: 10},
 		{UserID: "u1", Day: "2026-03-01", Plan: "pro", Runtime: "runc", RunningSeconds: 2, PeakMemory: 7},
 		{UserID: "u1", Day: "2026-03-02", Plan: "pro", Runtime: "runc", RunningSeconds: 4},
+	}, []berth.UsageCursor{
+		{Container: "c1", StartedAt: time.Unix(100, 5).UTC(), Until: time.Unix(200, 7).UTC()},
+		{Container: "c2", StartedAt: time.Unix(100, 0).UTC(), Until: time.Unix(150, 0).UTC()},
 	}))
+	noErr(t, s.AddUsage(ctx, nil, []berth.UsageCursor{{Container: "c2"}})) // zero Until deletes
+	curs, err := s.UsageCursors(ctx)
+	noErr(t, err)
+	if len(curs) != 1 || curs[0].Container != "c1" || !curs[0].StartedAt.Equal(time.Unix(100, 5)) || !curs[0].Until.Equal(time.Unix(200, 7)) {
+		t.Errorf("cursors = %+v", curs)
+	}
 	recs, err := s.ListUsage(ctx, "2026-03-01", "2026-03-01")
 	noErr(t, err)
 	if len(recs) != 1 || recs[0].RunningSeconds != 3.5 || recs[0].PeakMemory != 10 {

@@ -1,5 +1,6 @@
 -- 0004_ops: webhook registrations and their delivery attempts; metered
--- usage per user, UTC day, plan and runtime.
+-- usage per user, UTC day, plan and runtime, and how far each running
+-- container has been metered.
 
 CREATE TABLE webhooks (
     id         TEXT PRIMARY KEY,
@@ -39,3 +40,9 @@ CREATE TABLE usage_daily (
 );
 
 CREATE INDEX usage_daily_day ON usage_daily (day);
+
+CREATE TABLE usage_cursors (
+    container_name TEXT PRIMARY KEY,
+    started_at     TEXT NOT NULL, -- the engine's start time of the run being metered
+    until          TEXT NOT NULL  -- metered up to here
+);
