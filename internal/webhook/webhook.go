@@ -70,6 +70,7 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	deaths  map[string][]time.Time // container -> recent "died" times, for crash loops
+	quotas  map[string]bool        // user, action and UTC day already reported exhausted
 	dropped int64
 }
 
@@ -111,6 +112,7 @@ func New(d Deps) (*Dispatcher, error) {
 		open:    &http.Client{Timeout: d.Timeout, CheckRedirect: noRedirect},
 		guarded: &http.Client{Timeout: d.Timeout, CheckRedirect: noRedirect, Transport: guardedTransport},
 		deaths:  map[string][]time.Time{},
+		quotas:  map[string]bool{},
 	}, nil
 }
 
@@ -174,6 +176,9 @@ func (p *Dispatcher) onLog(l berth.ContainerLog) {
 		base.Type, base.Data = api.WebhookAutomationFailed, map[string]any{"workflow": wf, "reason": reason}
 	case "quota_denied":
 		action, reason, _ := strings.Cut(l.Reason, ": ")
+		if !p.firstDenial(l.UserID, action, l.Time) {
+			return // once per user, action and UTC day: denials repeat on every try
+		}
 		base.Type, base.Data = api.WebhookQuotaExhausted, map[string]any{"action": action, "reason": reason}
 	case berth.EventStopped:
 		if !strings.Contains(strings.ToLower(l.Reason), "idle") {
@@ -195,6 +200,25 @@ func (p *Dispatcher) onLog(l berth.ContainerLog) {
 		return
 	}
 	p.Emit(base)
+}
+
+// firstDenial reports whether this is the first quota denial of a user's
+// action this UTC day.
+func (p *Dispatcher) firstDenial(user, action string, t time.Time) bool {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	k := user + "\x00" + action + "\x00" + t.UTC().Format(time.DateOnly)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.quotas[k] {
+		return false
+	}
+	if len(p.quotas) > 100000 {
+		clear(p.quotas) // bounded memory; at worst a repeated alert
+	}
+	p.quotas[k] = true
+	return true
 }
 
 // death records a container's death; it returns the number of deaths in

@@ -262,3 +262,25 @@ func TestRegisterValidates(t *testing.T) {
 		t.Errorf("List = %+v (secrets must not be listed)", ws)
 	}
 }
+
+func TestQuotaExhaustedOncePerDay(t *testing.T) {
+	t.Parallel()
+	p, _ := New(Deps{Store: &memStore{}, QueueSize: 100})
+	day := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for _, l := range []berth.ContainerLog{
+		{UserID: "u", Event: "quota_denied", Reason: "like: daily quota of 3 used", Time: day},
+		{UserID: "u", Event: "quota_denied", Reason: "like: daily quota of 3 used", Time: day.Add(time.Hour)},
+		{UserID: "u", Event: "quota_denied", Reason: "follow: daily quota of 1 used", Time: day},
+		{UserID: "v", Event: "quota_denied", Reason: "like: daily quota of 3 used", Time: day},
+		{UserID: "u", Event: "quota_denied", Reason: "like: daily quota of 3 used", Time: day.Add(24 * time.Hour)},
+	} {
+		p.onLog(l)
+	}
+	if n := len(p.queue); n != 4 {
+		t.Errorf("%d quota.exhausted events, want 4 (one per user, action and day)", n)
+	}
+	ev := <-p.queue
+	if ev.Type != api.WebhookQuotaExhausted || ev.Data["action"] != "like" {
+		t.Errorf("event = %+v", ev)
+	}
+}
