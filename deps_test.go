@@ -68,6 +68,10 @@ func TestImportRules(t *testing.T) {
 		{dir: "internal/lifecycle", forbid: []string{"/internal/driver/", "/internal/store/", "/internal/server", "/internal/bus/"}},
 		{dir: "internal/server", forbid: []string{"/internal/driver/", "/internal/store/", "/internal/bus/"}},
 		{dir: "internal/ingest", forbid: []string{"/internal/driver/", "/internal/store/", "/internal/server", "/internal/bus/"}},
+		{dir: "internal/cli", only: []string{module + "/api"}},
+		{dir: "internal/metrics", forbid: []string{"/internal/driver/", "/internal/store/", "/internal/server", "/internal/bus/", "/internal/ingest", "/internal/webhook", "/internal/usage"}},
+		{dir: "internal/webhook", forbid: []string{"/internal/driver/", "/internal/store/", "/internal/server", "/internal/bus/", "/internal/ingest", "/internal/metrics", "/internal/usage"}},
+		{dir: "internal/usage", forbid: []string{"/internal/driver/", "/internal/store/", "/internal/server", "/internal/bus/", "/internal/ingest", "/internal/metrics", "/internal/webhook"}},
 	}
 	for dir, imps := range imports(t) {
 		for _, r := range rules {

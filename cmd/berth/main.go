@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/berth/berth/internal/cli"
 )
 
 func main() {
@@ -16,7 +18,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		if err != errUsage {
+		if err != errUsage && !silent(err) {
 			fmt.Fprintln(os.Stderr, "berth:", err)
 		}
 		os.Exit(exitCode(err))
@@ -31,6 +33,9 @@ Usage:
   berth workload  run a bundled workload (the engagement simulation)
   berth version   print the version
 
+Operator CLI (talks to a control plane's API; exit codes: 0 ok, 1 error,
+2 usage, 3 auth, 4 not found, 5 unavailable):
+` + cli.Usage + `
 Run "berth <command> --help" for a command's flags.
 `
 
@@ -47,6 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return agentCmd(ctx, rest, getenv, stdout, stderr)
 	case "workload":
 		return workloadCmd(ctx, rest, getenv, stdout, stderr)
+	case "login", "users", "containers", "automation", "admin":
+		return cli.Run(ctx, args, cli.Env{Getenv: getenv, Stdout: stdout, Stderr: stderr})
 	case "version", "--version", "-v":
 		if len(rest) > 0 && (rest[0] == "--help" || rest[0] == "-h") {
 			fmt.Fprintln(stdout, "Usage: berth version\n\nPrint the berth version, commit, platform and Go version.")

@@ -25,6 +25,7 @@ import (
 	"github.com/berth/berth/internal/reconcile"
 	"github.com/berth/berth/internal/server"
 	"github.com/berth/berth/internal/store/sqlite"
+	metering "github.com/berth/berth/internal/usage"
 	"github.com/berth/berth/internal/web"
 )
 
@@ -33,6 +34,7 @@ type serveConfig struct {
 	overcommit                                                                  float64
 	healthTimeout, sessionTTL                                                   time.Duration
 	signup                                                                      bool
+	ops                                                                         opsConfig
 
 	// Self-healing (see internal/reconcile and docs/RELIABILITY.md).
 	reconcileInterval, orphanGrace, healthInterval, backoffBase, backoffMax, crashWindow time.Duration
@@ -93,6 +95,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.BoolVar(&c.signup, "signup", signup, "allow self-service sign-up in the dashboard; off: users come from /api/users/onboard and set a password from a link (BERTH_SIGNUP)")
 	st, _ := time.ParseDuration(envOr(getenv, "BERTH_SESSION_TTL", "168h"))
 	fs.DurationVar(&c.sessionTTL, "session-ttl", st, "how long a dashboard session lasts (BERTH_SESSION_TTL)")
+	c.ops.register(fs, getenv)
 	if err := parse(fs, args); err != nil {
 		if err == errHelp {
 			return nil
@@ -126,6 +129,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer store.Close()
+	o, err := newOps(c.ops, store, log)
+	if err != nil {
+		return err
+	}
 
 	drv, err := docker.New(ctx, docker.Options{Instance: c.instance, Version: berth.Version})
 	if err != nil {
@@ -145,13 +152,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	bus := inmem.New()
 	defer bus.Close()
-	ing, err := ingest.New(ingest.Deps{Store: store, Bus: bus, Logger: log})
+	ing, err := ingest.New(ingest.Deps{Store: o.store, Bus: bus, Logger: log, OnEvent: o.metrics.IngestEvent})
 	if err != nil {
 		return err
 	}
 	mgr, err := lifecycle.New(lifecycle.Deps{
-		Store:  store,
-		Driver: drv,
+		Store:  o.store,
+		Driver: o.driver(drv),
 		Logger: log,
 		Config: lifecycle.Config{
 			Instance:      c.instance,
@@ -173,7 +180,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	rec, err := reconcile.New(reconcile.Deps{
-		Manager: mgr, Store: store, Driver: drv, Logger: log,
+		Manager: mgr, Store: o.store, Driver: drv, Logger: log, // the raw driver: its EventSource makes repairs prompt
 		Config: reconcile.Config{
 			Interval:       c.reconcileInterval,
 			OrphanGrace:    c.orphanGrace,
@@ -186,10 +193,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	shutdown := make(chan struct{})
 	handler, err := server.NewServer(server.Deps{
-		Store: store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
+		Store: o.store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
 		Version: berth.Version, PublicURL: c.publicURL, Done: shutdown,
 		WakeTimeout: c.wakeTimeout,
 		Signup:      c.signup, SessionTTL: c.sessionTTL, Dashboard: web.Handler(),
+		Metrics: o.metrics.Handler(), Webhooks: o.webhooks, Usage: metering.Reporter{Usage: store},
 	})
 	if err != nil {
 		return err
@@ -199,7 +207,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("listen on %s: %w", c.listen, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           o.metrics.Middleware(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -230,6 +238,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	recDone := make(chan struct{})
 	go func() { defer close(recDone); _ = rec.Run(recCtx) }()
 	defer func() { stopRec(); <-recDone }()
+	if err := o.start(ctx, stdout); err != nil {
+		return err
+	}
+	defer o.stop()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -18,7 +18,17 @@ func exitCode(err error) int {
 	if errors.Is(err, errUsage) {
 		return 2
 	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	return 1
+}
+
+// silent reports whether err's message was already printed (CLI flag errors).
+func silent(err error) bool {
+	var s interface{ Silent() bool }
+	return errors.As(err, &s) && s.Silent()
 }
 
 // newFlags returns a flag set that prints its usage to w and reports

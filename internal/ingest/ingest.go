@@ -33,6 +33,10 @@ type Deps struct {
 	Bus      berth.Bus
 	Logger   *slog.Logger
 	Interval time.Duration // how often the set of running containers is re-read; default 2 s
+	// OnEvent, when set, is told of every event handled: actions only when
+	// new to the store, quota denials, status changes (metrics). It must
+	// not block.
+	OnEvent func(c berth.Container, ev api.Event)
 }
 
 // Ingester follows agents. Run owns every follower goroutine.
@@ -42,6 +46,7 @@ type Ingester struct {
 	log      *slog.Logger
 	interval time.Duration
 	kick     chan struct{}
+	onEvent  func(berth.Container, api.Event)
 
 	mu        sync.Mutex
 	followers map[string]*follower // by container name
@@ -65,7 +70,7 @@ func New(d Deps) (*Ingester, error) {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Ingester{store: d.Store, bus: d.Bus, log: d.Logger, interval: d.Interval,
-		kick: make(chan struct{}, 1), followers: map[string]*follower{}}, nil
+		kick: make(chan struct{}, 1), followers: map[string]*follower{}, onEvent: d.OnEvent}, nil
 }
 
 // Kick asks for the set of running containers to be re-read now (after a
@@ -246,6 +251,9 @@ func (i *Ingester) handle(ctx context.Context, c berth.Container, ev api.Event, 
 		// The agent dropped events for us: actions are recovered from its
 		// ledger on reconnect, so reconnect.
 		return errors.New("agent reported dropped events; resuming from the store")
+	}
+	if i.onEvent != nil {
+		i.onEvent(c, ev)
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {

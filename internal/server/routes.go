@@ -41,6 +41,19 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ws/admin", s.handleAdminWS)
 	mux.HandleFunc("GET /ws/{user_id}", s.handleUserWS)
 
+	// Operator tools (ops.go).
+	mux.HandleFunc("GET /api/openapi.json", s.handleOpenAPI)
+	mux.Handle("GET /metrics", s.admin(s.handleMetrics))
+	mux.Handle("GET /api/admin/usage", s.admin(s.handleUsage))
+	mux.Handle("POST /api/admin/webhooks", s.admin(s.handleWebhookCreate))
+	mux.Handle("GET /api/admin/webhooks", s.admin(s.handleWebhookList))
+	mux.Handle("DELETE /api/admin/webhooks/{id}", s.admin(s.handleWebhookDelete))
+	mux.Handle("GET /api/admin/webhooks/{id}/deliveries", s.admin(s.handleWebhookDeliveries))
+	mux.Handle("POST /api/users/{user_id}/webhooks", s.owner(s.handleWebhookCreate))
+	mux.Handle("GET /api/users/{user_id}/webhooks", s.owner(s.handleWebhookList))
+	mux.Handle("DELETE /api/users/{user_id}/webhooks/{id}", s.owner(s.handleWebhookDelete))
+	mux.Handle("GET /api/users/{user_id}/webhooks/{id}/deliveries", s.owner(s.handleWebhookDeliveries))
+
 	mux.HandleFunc("/api/", s.handleNotFound)
 	mux.HandleFunc("/", s.handleDashboard)
 }

@@ -40,6 +40,12 @@ type Deps struct {
 	// Dashboard, when set, serves the web dashboard at / (every path that
 	// is not /api/…, /ws/… or /health).
 	Dashboard http.Handler
+
+	// Optional operator features (nil disables them; their routes answer
+	// 404 or 503): GET /metrics behind the admin token, webhooks, usage.
+	Metrics  http.Handler
+	Webhooks Webhooks
+	Usage    UsageReporter
 }
 
 type server struct {
@@ -58,6 +64,9 @@ type server struct {
 	ttl       time.Duration
 	dashboard http.Handler
 	lastSweep atomic.Int64 // unix seconds of the last removal of expired sessions
+	metrics   http.Handler
+	webhooks  Webhooks
+	usage     UsageReporter
 }
 
 // NewServer checks deps and returns the control plane's HTTP handler.
@@ -81,6 +90,9 @@ func NewServer(d Deps) (http.Handler, error) {
 		signup:    d.Signup,
 		ttl:       d.SessionTTL,
 		dashboard: d.Dashboard,
+		metrics:   d.Metrics,
+		webhooks:  d.Webhooks,
+		usage:     d.Usage,
 	}
 	if s.ttl <= 0 {
 		s.ttl = 7 * 24 * time.Hour
