@@ -354,7 +354,10 @@ func TestWebhookOOMKilled(t *testing.T) {
 	// records it; the record is what raises the event.
 	var st api.Container
 	s.mustCall(200, "GET", "/api/containers/oomer/status", ob.Token, nil, &st)
-	if !st.OOMKilled || st.Status != "stopped" || st.LastError != "OOM-killed" {
+	// The reconciler revives a dead container (docs/RELIABILITY.md), so
+	// the status may already be restarting or running again; the reason
+	// stays until a user acts.
+	if !st.OOMKilled && st.Status == "stopped" || st.LastError != "OOM-killed" {
 		t.Errorf("status after the OOM kill = %+v", st)
 	}
 	waitFor(t, 30*time.Second, "a successful oom_killed delivery after a failed one", func() bool {
@@ -432,14 +435,25 @@ func TestUsageSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	s.start()
-	ins, err := dockerC.ContainerInspect(context.Background(), ob.Container.ContainerID)
-	if err != nil {
-		t.Fatal(err)
+	run := func() (time.Time, float64) {
+		t.Helper()
+		ins, err := dockerC.ContainerInspect(context.Background(), ob.Container.ContainerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started, _ := time.Parse(time.RFC3339Nano, ins.State.StartedAt)
+		finished, _ := time.Parse(time.RFC3339Nano, ins.State.FinishedAt)
+		return started, finished.Sub(started).Seconds()
 	}
-	started, _ := time.Parse(time.RFC3339Nano, ins.State.StartedAt)
-	finished, _ := time.Parse(time.RFC3339Nano, ins.State.FinishedAt)
-	truth := finished.Sub(started).Seconds()
+	firstStart, truth := run()
+	s.start()
+	// The restarted control plane's reconciler revives the container (its
+	// record says running); stop it through the API and count that run too.
+	time.Sleep(time.Second)
+	s.mustCall(200, "POST", "/api/containers/restarted/action", ob.Token, `{"action":"stop"}`, nil)
+	if again, second := run(); !again.Equal(firstStart) {
+		truth += second
+	}
 	var got float64
 	waitFor(t, 10*time.Second, "the run to be metered to its end", func() bool {
 		var rep api.UsageReport
