@@ -18,7 +18,8 @@ type Schema = {
   required?: string[];
   items?: Schema;
 };
-type Operation = { responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> };
+type Parameter = { name: string; in: string };
+type Operation = { parameters?: Parameter[]; responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> };
 type Doc = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, Schema> } };
 
 const doc = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8')) as Doc;
@@ -32,7 +33,9 @@ function describedOps(): Map<string, Operation & { described: string }> {
   const out = new Map<string, Operation & { described: string }>();
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [m, op] of Object.entries(ops)) {
-      if (METHODS.includes(m)) out.set(`${m.toUpperCase()} ${path.replace(/\{[^}]+\}/g, '{param}')}`, { ...op, described: `${m.toUpperCase()} ${path}` });
+      if (!METHODS.includes(m)) continue;
+      const parameters = [...((ops as { parameters?: Parameter[] }).parameters ?? []), ...(op.parameters ?? [])];
+      out.set(`${m.toUpperCase()} ${path.replace(/\{[^}]+\}/g, '{param}')}`, { ...op, parameters, described: `${m.toUpperCase()} ${path}` });
     }
   }
   return out;
@@ -44,20 +47,21 @@ const NOT_WRAPPED = new Set<string>([
   // (none: every /api/ operation has a method)
 ]);
 
-type ClientCall = { method: string; op: string; returns: string; name: string; text: boolean };
+type ClientCall = { method: string; op: string; returns: string; name: string; text: boolean; params: string; queryArg?: string };
 
 /** clientCalls finds each `name(…): Promise<R> { return this.request[Text]('M', path …` of src/client.ts. */
 function clientCalls(): ClientCall[] {
   const re =
-    /(\w+)\([^)]*\)\s*:\s*Promise<([^{]+?)>\s*\{\s*return this\.request(Text)?(?:<[^>]*>)?\(\s*'([A-Z]+)',\s*(?:'([^']*)'|`([^`]*)`)/g;
+    /(\w+)\(([^)]*)\)\s*:\s*Promise<([^{]+?)>\s*\{\s*return this\.request(Text)?(?:<[^>]*>)?\(\s*'([A-Z]+)',\s*(?:'([^']*)'|`([^`]*)`)/g;
   const out: ClientCall[] = [];
   for (const m of clientSrc.matchAll(re)) {
-    const raw = m[5] ?? m[6];
+    const raw = m[6] ?? m[7];
     const path = raw
       .replace(/\$\{query\([^}]*\}\)\}/g, '') // ${query({ … })}
       .replace(/\$\{query\([^)]*\)\}/g, '') // ${query(q)}
       .replace(/\$\{[^}]+\}/g, '{param}'); // ${seg(userId)}
-    out.push({ name: m[1], returns: m[2].trim(), text: m[3] === 'Text', method: m[4], op: `${m[4]} ${path}` });
+    const queryArg = /\$\{query\(([\s\S]*?)\)\}/.exec(raw)?.[1];
+    out.push({ name: m[1], params: m[2], returns: m[3].trim(), text: m[4] === 'Text', method: m[5], op: `${m[5]} ${path}`, queryArg });
   }
   return out;
 }
@@ -175,6 +179,27 @@ const SCHEMAS_WITHOUT_INTERFACE = new Set([
   'CreateTokenRequest', // createToken(name)
 ]);
 
+/** queryKeys lists the names a call's ${query({ … })} sends: its keys, and a spread argument's interface fields. */
+function queryKeys(c: ClientCall): string[] {
+  if (!c.queryArg) return [];
+  const arg = c.queryArg.trim().replace(/^\{|\}$/g, '');
+  const keys: string[] = [];
+  for (const part of arg.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const spread = /^\.\.\.(\w+)$/.exec(part);
+    if (spread) {
+      const t = new RegExp(`\\b${spread[1]}\\??\\s*:\\s*T\\.(\\w+)`).exec(c.params);
+      if (!t) throw new Error(`${c.name}(): cannot find the type of ...${spread[1]}`);
+      keys.push(...fieldsOf(t[1]).keys());
+    } else keys.push(/^(\w+)/.exec(part)![1]);
+  }
+  return keys;
+}
+
+/** Described query parameters the client deliberately does not send, as "METHOD /path name". */
+const QUERY_NOT_SENT = new Set<string>([
+  // (none)
+]);
+
 const schemaName = (ref: string) => ref.replace('#/components/schemas/', '');
 
 function successSchema(op: Operation): Schema | undefined {
@@ -210,6 +235,21 @@ describe('the client against openapi.json', () => {
     expect(missing).toEqual([]);
     const stale = sorted(NOT_WRAPPED).filter((op) => !ops.has(op) || called.has(op));
     expect(stale, 'NOT_WRAPPED entries that are wrapped or not described').toEqual([]);
+  });
+
+  it('sends exactly the described query parameters', () => {
+    const wrong: string[] = [];
+    for (const c of calls) {
+      const op = ops.get(c.op);
+      if (!op) continue;
+      const described = new Set((op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name));
+      const sent = new Set(queryKeys(c));
+      for (const k of sent) if (!described.has(k)) wrong.push(`${c.name}() sends ?${k}=, which ${op.described} does not describe`);
+      for (const k of described) {
+        if (!sent.has(k) && !QUERY_NOT_SENT.has(`${op.described} ${k}`)) wrong.push(`${c.name}() cannot send ?${k}= of ${op.described}`);
+      }
+    }
+    expect(wrong).toEqual([]);
   });
 
   it("answers each method with its operation's schema", () => {
