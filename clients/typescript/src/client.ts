@@ -73,7 +73,25 @@ export class BerthClient {
 
   /** request sends one call and decodes its JSON answer; non-2xx throws BerthError. */
   async request<R>(method: string, path: string, body?: unknown): Promise<R> {
-    const headers: Record<string, string> = { Accept: 'application/json' };
+    const text = await this.send(method, path, body, 'application/json');
+    let data: unknown = undefined;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = undefined;
+      }
+    }
+    return data as R;
+  }
+
+  /** requestText sends one call and returns its answer as text (e.g. CSV); non-2xx throws BerthError. */
+  requestText(method: string, path: string, accept = 'text/plain'): Promise<string> {
+    return this.send(method, path, undefined, accept);
+  }
+
+  private async send(method: string, path: string, body: unknown, accept: string): Promise<string> {
+    const headers: Record<string, string> = { Accept: accept };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (this.token) {
       headers['Authorization'] = 'Bearer ' + this.token;
@@ -93,24 +111,25 @@ export class BerthClient {
       throw new BerthError(0, 'network', 'cannot reach the control plane: ' + (e instanceof Error ? e.message : String(e)));
     }
     const text = await resp.text();
-    let data: unknown = undefined;
-    if (text) {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = undefined;
-      }
-    }
     if (!resp.ok) {
-      const err = (data as T.ErrorBody | undefined)?.error;
+      let err: T.ErrorBody['error'] | undefined;
+      try {
+        err = (JSON.parse(text) as T.ErrorBody | undefined)?.error;
+      } catch {
+        err = undefined;
+      }
       throw new BerthError(resp.status, err?.code ?? 'internal', err?.message ?? `HTTP ${resp.status}`);
     }
-    return data as R;
+    return text;
   }
 
   // Health.
   health(): Promise<T.Health> {
     return this.request('GET', '/health');
+  }
+  /** The control plane's OpenAPI 3.1 description. */
+  openAPI(): Promise<Record<string, unknown>> {
+    return this.request('GET', '/api/openapi.json');
   }
 
   // Accounts.
@@ -126,7 +145,7 @@ export class BerthClient {
   adminLogin(token: string): Promise<T.SessionResponse> {
     return this.request('POST', '/api/auth/admin-login', { token });
   }
-  logout(): Promise<{ success: true }> {
+  logout(): Promise<T.SuccessResponse> {
     return this.request('POST', '/api/auth/logout');
   }
   setPassword(token: string, password: string): Promise<T.SessionResponse> {
@@ -138,13 +157,13 @@ export class BerthClient {
   createMyContainer(): Promise<T.MyContainerResponse> {
     return this.request('POST', '/api/me/container');
   }
-  listTokens(): Promise<{ tokens: T.TokenInfo[] }> {
+  listTokens(): Promise<T.TokenList> {
     return this.request('GET', '/api/me/tokens');
   }
   createToken(name: string): Promise<T.CreateTokenResponse> {
     return this.request('POST', '/api/me/tokens', { name });
   }
-  deleteToken(id: string): Promise<{ success: true; id: string }> {
+  deleteToken(id: string): Promise<T.SuccessResponse> {
     return this.request('DELETE', `/api/me/tokens/${seg(id)}`);
   }
 
@@ -152,7 +171,7 @@ export class BerthClient {
   onboard(req: T.OnboardRequest): Promise<T.OnboardResponse> {
     return this.request('POST', '/api/users/onboard', req);
   }
-  createContainer(req: T.CreateContainerRequest): Promise<{ success: true; container: T.Container }> {
+  createContainer(req: T.CreateContainerRequest): Promise<T.CreateContainerResponse> {
     return this.request('POST', '/api/containers/create', req);
   }
   adminContainers(): Promise<T.ContainerList> {
@@ -164,8 +183,50 @@ export class BerthClient {
   passwordLink(userId: string): Promise<T.PasswordLinkResponse> {
     return this.request('POST', `/api/admin/users/${seg(userId)}/password-link`);
   }
-  setPlan(userId: string, plan: string): Promise<T.PlanResponse> {
+  setPlan(userId: string, plan: string): Promise<T.PlanChangeResponse> {
     return this.request('PUT', `/api/users/${seg(userId)}/plan`, { plan });
+  }
+  /** Every user's actions (or q.user_id's), with the per-user filters. */
+  adminActions(q: T.AdminActionsQuery = {}): Promise<T.ActionsPage> {
+    return this.request('GET', `/api/admin/actions${query({ ...q })}`);
+  }
+  /** Metered usage per user per UTC day, as JSON. */
+  adminUsage(q: T.UsageQuery = {}): Promise<T.UsageReport> {
+    return this.request('GET', `/api/admin/usage${query({ from: q.from, to: q.to, format: 'json' })}`);
+  }
+  /** The same usage as CSV text (docs/OPERATIONS.md lists its columns). */
+  adminUsageCSV(q: T.UsageQuery = {}): Promise<string> {
+    return this.requestText('GET', `/api/admin/usage${query({ from: q.from, to: q.to, format: 'csv' })}`, 'text/csv');
+  }
+
+  // Webhooks: the admin's receive every user's events.
+  adminWebhooks(): Promise<T.WebhookList> {
+    return this.request('GET', '/api/admin/webhooks');
+  }
+  /** Registers a webhook; the answer carries its secret, shown only here. */
+  createAdminWebhook(req: T.WebhookRequest): Promise<T.Webhook> {
+    return this.request('POST', '/api/admin/webhooks', req);
+  }
+  deleteAdminWebhook(id: string): Promise<T.SuccessResponse> {
+    return this.request('DELETE', `/api/admin/webhooks/${seg(id)}`);
+  }
+  adminWebhookDeliveries(id: string, limit?: number): Promise<T.DeliveryList> {
+    return this.request('GET', `/api/admin/webhooks/${seg(id)}/deliveries${query({ limit })}`);
+  }
+
+  // Webhooks of one user: their own containers' events.
+  webhooks(userId: string): Promise<T.WebhookList> {
+    return this.request('GET', `/api/users/${seg(userId)}/webhooks`);
+  }
+  /** Registers a webhook; the answer carries its secret, shown only here. */
+  createWebhook(userId: string, req: T.WebhookRequest): Promise<T.Webhook> {
+    return this.request('POST', `/api/users/${seg(userId)}/webhooks`, req);
+  }
+  deleteWebhook(userId: string, id: string): Promise<T.SuccessResponse> {
+    return this.request('DELETE', `/api/users/${seg(userId)}/webhooks/${seg(id)}`);
+  }
+  webhookDeliveries(userId: string, id: string, limit?: number): Promise<T.DeliveryList> {
+    return this.request('GET', `/api/users/${seg(userId)}/webhooks/${seg(id)}/deliveries${query({ limit })}`);
   }
 
   // Containers.
@@ -177,6 +238,10 @@ export class BerthClient {
   }
   logs(userId: string, tail?: number): Promise<T.LogsResponse> {
     return this.request('GET', `/api/containers/${seg(userId)}/logs${query({ tail })}`);
+  }
+  /** Lifecycle events of the user's default container, newest first (limit 1–1000, default 100). */
+  containerEvents(userId: string, limit?: number): Promise<T.ContainerEventList> {
+    return this.request('GET', `/api/containers/${seg(userId)}/events${query({ limit })}`);
   }
 
   // Automation.
@@ -192,7 +257,7 @@ export class BerthClient {
   actions(userId: string, q: T.ActionsQuery = {}): Promise<T.ActionsPage> {
     return this.request('GET', `/api/automation/${seg(userId)}/actions${query({ ...q })}`);
   }
-  workflows(userId: string): Promise<{ workflows: T.Workflow[] }> {
+  workflows(userId: string): Promise<T.WorkflowList> {
     return this.request('GET', `/api/automation/${seg(userId)}/workflows`);
   }
 

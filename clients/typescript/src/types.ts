@@ -60,6 +60,12 @@ export interface Container {
   uptime_seconds: number;
   total_actions: number;
   usage?: Usage;
+  /** When the container was last active; absent when none was seen since the control plane started. */
+  last_activity?: string;
+  /** When it will be stopped as idle; absent when its plan never stops it or it is not running. */
+  idle_stop_at?: string;
+  /** Automatic restarts within the crash-loop window. */
+  restarts?: number;
 }
 
 export interface Health {
@@ -90,6 +96,11 @@ export interface CreateContainerRequest {
 }
 
 export type ContainerAction = 'start' | 'stop' | 'restart' | 'remove';
+
+export interface CreateContainerResponse {
+  success: true;
+  container: Container;
+}
 
 export interface ContainerActionResponse {
   success: true;
@@ -134,6 +145,10 @@ export interface StopResponse {
   success: true;
   state: AutomationState;
   workflow?: string;
+}
+
+export interface WorkflowList {
+  workflows: Workflow[];
 }
 
 export interface Workflow {
@@ -249,8 +264,132 @@ export interface AdminUserList {
   users: AdminUser[];
 }
 
-export interface PlanResponse {
+/** How containers[i] got the new plan's limits. */
+export type PlanApplied = 'live' | 'recreated' | 'recorded';
+
+/** Answers PUT /api/users/{user_id}/plan; success is false when only some containers changed. */
+export interface PlanChangeResponse {
+  success: boolean;
+  user: User;
+  containers: Container[];
+  applied: PlanApplied[];
+}
+
+/** @deprecated the server answers a PlanChangeResponse. */
+export type PlanResponse = PlanChangeResponse;
+
+/** {"success":true} answers (logout, deletes: with the deleted id). */
+export interface SuccessResponse {
   success: true;
+  id?: string;
+}
+
+export interface TokenList {
+  tokens: TokenInfo[];
+}
+
+/** A lifecycle event of a container (GET /api/containers/{user_id}/events). */
+export interface LifecycleEvent {
+  id: number;
+  container_name: string;
   user_id: string;
+  event: string;
+  reason?: string;
+  time: string;
+}
+
+export interface ContainerEventList {
+  user_id: string;
+  count: number;
+  /** Newest first. */
+  events: LifecycleEvent[];
+}
+
+/** Filters of GET /api/admin/actions: the per-user ones plus user_id. */
+export interface AdminActionsQuery extends ActionsQuery {
+  user_id?: string;
+}
+
+// Operator tools (docs/OPERATIONS.md).
+
+export type WebhookEventName =
+  | 'automation.failed'
+  | 'container.oom_killed'
+  | 'container.died'
+  | 'container.crash_looping'
+  | 'container.idle_stopped'
+  | 'quota.exhausted'
+  | 'plan.changed';
+
+/** Body of POST …/webhooks; no events means every event. */
+export interface WebhookRequest {
+  url: string;
+  events?: (WebhookEventName | string)[];
+}
+
+export interface Webhook {
+  id: string;
+  /** Absent for the admin's webhooks (every user's events). */
+  user_id?: string;
+  url: string;
+  events: string[];
+  /** Only in the answer to the registration. */
+  secret?: string;
+  created_at: string;
+}
+
+export interface WebhookList {
+  webhooks: Webhook[];
+}
+
+export interface WebhookDelivery {
+  id: number;
+  event_id: string;
+  event: string;
+  attempt: number;
+  status_code: number;
+  outcome: 'delivered' | 'failed' | 'gave_up' | string;
+  error?: string;
+  duration_ms: number;
+  time: string;
+}
+
+export interface DeliveryList {
+  webhook_id: string;
+  /** Newest first. */
+  deliveries: WebhookDelivery[];
+}
+
+/** The JSON body of every webhook delivery. */
+export interface WebhookEvent {
+  id: string;
+  type: WebhookEventName | string;
+  time: string;
+  user_id?: string;
+  container?: string;
+  data?: Record<string, unknown>;
+}
+
+/** GET /api/admin/usage: UTC days YYYY-MM-DD, inclusive; default this month to today. */
+export interface UsageQuery {
+  from?: string;
+  to?: string;
+}
+
+export interface UsageRow {
+  user_id: string;
+  day: string;
   plan: string;
+  runtime: string;
+  running_seconds: number;
+  peak_memory_bytes: number;
+  /** By action type; only on the day's first row of that user. */
+  actions: Record<string, number>;
+  actions_total: number;
+}
+
+export interface UsageReport {
+  from: string;
+  to: string;
+  rows: UsageRow[];
 }

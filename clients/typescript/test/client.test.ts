@@ -94,6 +94,72 @@ describe('BerthClient', () => {
     expect(c.wsURL('u1', 7)).toBe('wss://berth.test/ws/u1?token=bt_z&after_seq=7');
     expect(new BerthClient({ baseUrl: 'http://h' }).wsURL('admin')).toBe('ws://h/ws/admin');
   });
+
+  it('registers, lists and deletes a user\'s webhooks', async () => {
+    const hook = { id: 'wh_1', user_id: 'u 1', url: 'https://hooks.test/x', events: ['container.died'], secret: 's3', created_at: '2026-01-01T00:00:00Z' };
+    const { fetch, calls } = fakeFetch({
+      'POST /api/users/u%201/webhooks': () => [201, hook],
+      'GET /api/users/u%201/webhooks': () => [200, { webhooks: [{ ...hook, secret: undefined }] }],
+      'GET /api/users/u%201/webhooks/wh_1/deliveries': () => [200, { webhook_id: 'wh_1', deliveries: [] }],
+      'DELETE /api/users/u%201/webhooks/wh_1': () => [200, { success: true, id: 'wh_1' }],
+    });
+    const c = new BerthClient({ baseUrl: 'http://b', token: 'bt', fetch });
+    expect(await c.createWebhook('u 1', { url: hook.url, events: ['container.died'] })).toEqual(hook);
+    expect(calls[0].body).toEqual({ url: hook.url, events: ['container.died'] });
+    expect((await c.webhooks('u 1')).webhooks[0].secret).toBeUndefined();
+    expect(await c.webhookDeliveries('u 1', 'wh_1', 5)).toEqual({ webhook_id: 'wh_1', deliveries: [] });
+    expect(calls[2].url).toBe('http://b/api/users/u%201/webhooks/wh_1/deliveries?limit=5');
+    expect(await c.deleteWebhook('u 1', 'wh_1')).toEqual({ success: true, id: 'wh_1' });
+    expect(calls.map((x) => x.method)).toEqual(['POST', 'GET', 'GET', 'DELETE']);
+  });
+
+  it('calls the admin webhooks, actions and events endpoints', async () => {
+    const { fetch, calls } = fakeFetch({
+      'POST /api/admin/webhooks': () => [201, { id: 'wh_a', url: 'https://h', events: [], secret: 's', created_at: '' }],
+      'GET /api/admin/webhooks': () => [200, { webhooks: [] }],
+      'GET /api/admin/webhooks/wh_a/deliveries': () => [200, { webhook_id: 'wh_a', deliveries: [] }],
+      'DELETE /api/admin/webhooks/wh_a': () => [404, { error: { code: 'not_found', message: 'no such webhook' } }],
+      'GET /api/admin/actions': () => [200, { count: 0, actions: [] }],
+      'GET /api/containers/u1/events': () => [200, { user_id: 'u1', count: 0, events: [] }],
+    });
+    const c = new BerthClient({ baseUrl: 'http://b', token: 'admin', fetch });
+    expect((await c.createAdminWebhook({ url: 'https://h' })).secret).toBe('s');
+    expect(calls[0].body).toEqual({ url: 'https://h' });
+    expect(await c.adminWebhooks()).toEqual({ webhooks: [] });
+    await c.adminWebhookDeliveries('wh_a');
+    expect(calls[2].url).toBe('http://b/api/admin/webhooks/wh_a/deliveries');
+    await expect(c.deleteAdminWebhook('wh_a')).rejects.toMatchObject({ status: 404, code: 'not_found' });
+    await c.adminActions({ user_id: 'u1', action: 'like', success: false, limit: 10 });
+    expect(calls[4].url).toBe('http://b/api/admin/actions?user_id=u1&action=like&success=false&limit=10');
+    expect(await c.containerEvents('u1', 20)).toEqual({ user_id: 'u1', count: 0, events: [] });
+    expect(calls[5].url).toBe('http://b/api/containers/u1/events?limit=20');
+  });
+
+  it('exports usage as JSON or CSV text', async () => {
+    const csv = 'user_id,day,plan\nu1,2026-01-01,free\n';
+    const { fetch, calls } = fakeFetch({
+      'GET /api/admin/usage': () => [200, { from: '2026-01-01', to: '2026-01-31', rows: [] }],
+    });
+    // fakeFetch answers JSON; the CSV answer is a raw text body.
+    let csvAccept: string | undefined;
+    const textFetch = (async (url: string, init: RequestInit) => {
+      if (!String(url).includes('format=csv')) return fetch(url, init);
+      csvAccept = (init.headers as Record<string, string>)['Accept'];
+      return new Response(csv, { status: 200, headers: { 'Content-Type': 'text/csv' } });
+    }) as unknown as typeof globalThis.fetch;
+    const c = new BerthClient({ baseUrl: 'http://b', token: 'admin', fetch: textFetch });
+    expect(await c.adminUsage({ from: '2026-01-01', to: '2026-01-31' })).toEqual({ from: '2026-01-01', to: '2026-01-31', rows: [] });
+    expect(calls[0].url).toBe('http://b/api/admin/usage?from=2026-01-01&to=2026-01-31&format=json');
+    expect(await c.adminUsageCSV({ from: '2026-01-01' })).toBe(csv);
+    expect(csvAccept).toBe('text/csv');
+  });
+
+  it('reads the OpenAPI description', async () => {
+    const { fetch, calls } = fakeFetch({ 'GET /api/openapi.json': () => [200, { openapi: '3.1.0', paths: {} }] });
+    const c = new BerthClient({ baseUrl: 'http://b', fetch });
+    expect((await c.openAPI()).openapi).toBe('3.1.0');
+    expect(calls[0].headers['Authorization']).toBeUndefined();
+  });
 });
 
 describe('AutomationClient', () => {
