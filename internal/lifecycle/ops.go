@@ -50,7 +50,10 @@ func (m *Manager) Do(ctx context.Context, userID, action string) (berth.Containe
 	if err := berth.ValidateUserID(userID); err != nil {
 		return berth.Container{}, err
 	}
-	unlock := m.users.Lock(userID)
+	unlock, err := m.lockUser(ctx, userID)
+	if err != nil {
+		return berth.Container{}, err
+	}
 	defer unlock()
 	c, err := m.Default(ctx, userID)
 	if err != nil {
@@ -77,7 +80,10 @@ func (m *Manager) Do(ctx context.Context, userID, action string) (berth.Containe
 
 // EnsureRunning starts the user's default container if it is not running.
 func (m *Manager) EnsureRunning(ctx context.Context, userID string) (berth.Container, error) {
-	unlock := m.users.Lock(userID)
+	unlock, err := m.lockUser(ctx, userID)
+	if err != nil {
+		return berth.Container{}, err
+	}
 	defer unlock()
 	c, err := m.Default(ctx, userID)
 	if err != nil {
