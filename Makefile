@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/berth/berth.Version=$(VERSION)
 BIN     := bin/berth
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-go test-python vet bench docker python-image clean help
+.PHONY: all build run test test-go test-python vet bench docker backends python-image clean help
 
 all: build
 
@@ -24,6 +24,11 @@ build:
 docker:
 	@scripts/ensure-docker.sh
 
+# PostgreSQL, Redis and nginx binaries for the scale-out tests, which start
+# throwaway servers of their own (docs/SCALING.md).
+backends:
+	@scripts/ensure-backends.sh
+
 # The control plane builds the tenant image (FROM scratch, from its own
 # binary) at start when it is missing.
 run: docker build
@@ -39,13 +44,16 @@ vet:
 	@$(GO) vet ./...
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
 
-test: docker vet test-go test-python
+test: docker backends vet test-go test-python
 
 # BERTH_TEST_DOCKER=1 makes every Docker-backed test fail (never skip) when
-# the engine cannot be reached.
+# the engine cannot be reached; BERTH_TEST_POSTGRES=1 and BERTH_TEST_REDIS=1
+# do the same for the PostgreSQL store and the Redis bus; BERTH_TEST_REPLICAS=1
+# turns on the three-replica end-to-end test (PostgreSQL + Redis + nginx).
 test-go:
-	@echo "==> go test (with the real Docker Engine)"
-	@BERTH_TEST_DOCKER=1 $(GO) test -count=1 -timeout 20m ./...
+	@echo "==> go test (with the real Docker Engine, PostgreSQL, Redis and nginx)"
+	@BERTH_TEST_DOCKER=1 BERTH_TEST_POSTGRES=1 BERTH_TEST_REDIS=1 BERTH_TEST_REPLICAS=1 \
+		$(GO) test -count=1 -timeout 20m ./...
 
 test-python:
 	@echo "==> python sdk tests"
