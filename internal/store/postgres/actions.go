@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -71,10 +72,15 @@ func (s *Store) ListLogs(ctx context.Context, containerName string, limit int) (
 	return ls, nil
 }
 
-// InsertActions stores actions idempotently by (ContainerName, Seq), all in
-// one transaction: an action already stored, or repeated in the batch, is
-// skipped. It returns how many were new. ErrInvalid for an action without a
-// container name or user id; then nothing is stored.
+// InsertActions stores actions idempotently by (ContainerName, Seq): an
+// action already stored, or repeated in the batch, is skipped. It returns
+// how many were new. ErrInvalid for an action without a container name or
+// user id; then nothing is stored.
+//
+// A batch is one multi-row INSERT … ON CONFLICT DO NOTHING — one round trip
+// and atomic on its own — and several statements in one transaction only
+// when it exceeds insertChunk rows. The ingester inserts one action per
+// event, so this is its hot path.
 func (s *Store) InsertActions(ctx context.Context, actions []berth.Action) (_ int, err error) {
 	if len(actions) == 0 {
 		return 0, nil
@@ -85,42 +91,63 @@ func (s *Store) InsertActions(ctx context.Context, actions []berth.Action) (_ in
 		}
 	}
 	const op = "insert actions"
-	tx, err := s.db.BeginTx(ctx, nil)
+	if len(actions) <= insertChunk {
+		n, err := insertChunkOf(ctx, s.db.DB, actions)
+		return n, mapErr(op, err)
+	}
+	tx, err := s.db.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, mapErr(op, err)
 	}
-	defer rollback(tx, &err)
-
-	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO actions (container_name, seq, user_id, action, target, success, timestamp, details)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		 ON CONFLICT (container_name, seq) DO NOTHING`)
-	if err != nil {
-		return 0, mapErr(op, err)
-	}
-	defer stmt.Close()
-
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
 	added := 0
-	for _, a := range actions {
-		var details sql.NullString
-		if len(a.Details) > 0 {
-			details = sql.NullString{String: string(a.Details), Valid: true}
-		}
-		res, err := stmt.ExecContext(ctx, a.ContainerName, a.Seq, a.UserID, a.Action, a.Target,
-			a.Success, formatTime(a.Timestamp), details)
+	for len(actions) > 0 {
+		k := min(len(actions), insertChunk)
+		n, err := insertChunkOf(ctx, tx, actions[:k])
 		if err != nil {
 			return 0, mapErr(op, err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return 0, mapErr(op, err)
-		}
-		added += int(n)
+		added += n
+		actions = actions[k:]
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, mapErr(op, err)
 	}
 	return added, nil
+}
+
+// insertChunk rows of 8 parameters stay far below PostgreSQL's 65535.
+const insertChunk = 1000
+
+func insertChunkOf(ctx context.Context, x interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, actions []berth.Action) (int, error) {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO actions (container_name, seq, user_id, action, target, success, timestamp, details) VALUES `)
+	args := make([]any, 0, 8*len(actions))
+	for i, a := range actions {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+		var details sql.NullString
+		if len(a.Details) > 0 {
+			details = sql.NullString{String: string(a.Details), Valid: true}
+		}
+		args = append(args, a.ContainerName, a.Seq, a.UserID, a.Action, a.Target, a.Success, formatTime(a.Timestamp), details)
+	}
+	q.WriteString(` ON CONFLICT (container_name, seq) DO NOTHING`)
+	res, err := x.ExecContext(ctx, q.String(), args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // ListActions returns actions matching f. Since is inclusive and Until
