@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/berth/berth.Version=$(VERSION)
 BIN     := bin/berth
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-go test-python vet bench docker backends python-image clean help
+.PHONY: all build run test test-go test-python vet bench docker backends bench-replicas python-image clean help
 
 all: build
 
@@ -60,8 +60,13 @@ test-python:
 	@cd sdk/python && python3 -m unittest -q
 	@cd examples/python-workflow && PYTHONPATH=../../sdk/python python3 -m unittest -q
 
-bench: docker build
+bench: docker backends build
 	@$(GO) run ./internal/bench -berth $(BIN)
+	@$(GO) run ./internal/bench -berth $(BIN) -replicas
+
+# Only the scale-out figures (about a minute): 1 vs 3 replicas behind nginx.
+bench-replicas: docker backends build
+	@$(GO) run ./internal/bench -berth $(BIN) -replicas
 
 clean:
 	rm -rf bin

@@ -102,30 +102,37 @@ func runReplicas(bin string, cli *client.Client) (err error) {
 	if err := reps[0].call("POST", "/api/users/onboard", admin, api.OnboardRequest{UserID: "st", Email: "st@example.com", Plan: "bench"}, &ob); err != nil {
 		return err
 	}
-	status := func(base string) func(*http.Client) error {
-		return func(c *http.Client) error {
-			req, _ := http.NewRequest("GET", base+"/api/containers/st/status", nil)
-			req.Header.Set("Authorization", "Bearer "+ob.Token)
-			resp, err := c.Do(req)
-			if err != nil {
-				return err
+	get := func(path string) func(base string) func(*http.Client) error {
+		return func(base string) func(*http.Client) error {
+			return func(c *http.Client) error {
+				req, _ := http.NewRequest("GET", base+path, nil)
+				req.Header.Set("Authorization", "Bearer "+ob.Token)
+				resp, err := c.Do(req)
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
 		}
 	}
 	const clients, span = 16, 4 * time.Second
-	var one, three float64
-	for range 2 { // interleaved: 1, 3, 1, 3
-		one += hammer(clients, span, status(lb1.URL())) / 2
-		three += hammer(clients, span, status(lb3.URL())) / 2
+	for _, ep := range []struct{ name, path string }{
+		{"GET /api/containers/{id}/status", "/api/containers/st/status"},
+		{"GET /api/automation/{id}/actions?limit=1 (store only, reference)", "/api/automation/st/actions?limit=1"},
+	} {
+		var one, three float64
+		for range 2 { // interleaved: 1, 3, 1, 3
+			one += hammer(clients, span, get(ep.path)(lb1.URL())) / 2
+			three += hammer(clients, span, get(ep.path)(lb3.URL())) / 2
+		}
+		row(fmt.Sprintf("%s req/s through nginx (%d clients, 2×%s each)", ep.name, clients, span),
+			fmt.Sprintf("%.0f/s with 3 replicas", three), fmt.Sprintf("%.0f/s with 1 replica", one), fmt.Sprintf("%.2f×", three/one))
 	}
-	row(fmt.Sprintf("GET /api/containers/{id}/status req/s through nginx (%d clients, 2×%s each)", clients, span),
-		fmt.Sprintf("%.0f/s with 3 replicas", three), fmt.Sprintf("%.0f/s with 1 replica", one), fmt.Sprintf("%.2f×", three/one))
 
 	// Action → viewer latency across replicas.
 	fmt.Println("-- action → viewer latency across replicas …")
