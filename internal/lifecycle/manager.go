@@ -498,7 +498,7 @@ func (m *Manager) lockUser(ctx context.Context, userID string) (func(), error) {
 	ls, err := lease.Acquire(ctx, m.locker, "user:"+userID, 20*time.Millisecond)
 	if err != nil {
 		unlock()
-		return nil, berth.Wrap(berth.ErrUnavailable, err, "another operation on this user is running; try again")
+		return nil, berth.Wrap(berth.ErrUnavailable, err, "could not take the user's lease (another operation on this user is still running, or the database is unreachable); try again")
 	}
 	return func() {
 		_ = ls.Release(context.WithoutCancel(ctx))
