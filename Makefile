@@ -10,7 +10,7 @@ NPM     ?= npm
 HAVE_NPM := $(shell command -v $(NPM) 2>/dev/null)
 NPMCI   := $(NPM) ci --no-audit --no-fund --prefer-offline
 
-.PHONY: all build run test test-go test-python test-web test-browser test-engine-restart web vet bench docker python-image clean help
+.PHONY: all build run test test-go test-python test-web test-browser test-engine-restart web vet bench docker backends bench-replicas python-image clean help
 
 all: build
 
@@ -30,6 +30,11 @@ build: $(if $(HAVE_NPM),web)
 
 docker:
 	@scripts/ensure-docker.sh
+
+# PostgreSQL, Redis and nginx binaries for the scale-out tests, which start
+# throwaway servers of their own (docs/SCALING.md).
+backends:
+	@scripts/ensure-backends.sh
 
 # The control plane builds the tenant image (FROM scratch, from its own
 # binary) at start when it is missing.
@@ -51,7 +56,7 @@ web:
 	@cd clients/typescript && $(NPMCI) >/dev/null && $(NPM) run --silent build
 	@cd web && $(NPMCI) >/dev/null && $(NPM) run --silent build
 
-test: docker vet test-go test-python test-web test-browser test-engine-restart
+test: docker backends vet test-go test-python test-web test-browser test-engine-restart
 
 # Vitest: the TypeScript client (mocked fetch/WebSocket) and the dashboard's
 # components (jsdom).
@@ -67,10 +72,13 @@ test-browser: docker web
 	@cd web && BERTH_TEST_DOCKER=1 $(NPM) run --silent test:browser
 
 # BERTH_TEST_DOCKER=1 makes every Docker-backed test fail (never skip) when
-# the engine cannot be reached.
+# the engine cannot be reached; BERTH_TEST_POSTGRES=1 and BERTH_TEST_REDIS=1
+# do the same for the PostgreSQL store and the Redis bus; BERTH_TEST_REPLICAS=1
+# turns on the three-replica end-to-end test (PostgreSQL + Redis + nginx).
 test-go:
-	@echo "==> go test (with the real Docker Engine)"
-	@BERTH_TEST_DOCKER=1 $(GO) test -count=1 -timeout 20m ./...
+	@echo "==> go test (with the real Docker Engine, PostgreSQL, Redis and nginx)"
+	@BERTH_TEST_DOCKER=1 BERTH_TEST_POSTGRES=1 BERTH_TEST_REDIS=1 BERTH_TEST_REPLICAS=1 \
+		$(GO) test -count=1 -timeout 20m ./...
 
 # Restarts dockerd for the whole machine, so it runs alone, at the very end.
 test-engine-restart:
@@ -82,8 +90,13 @@ test-python:
 	@cd sdk/python && python3 -m unittest -q
 	@cd examples/python-workflow && PYTHONPATH=../../sdk/python python3 -m unittest -q
 
-bench: docker build
+bench: docker backends build
 	@$(GO) run ./internal/bench -berth $(BIN)
+	@$(GO) run ./internal/bench -berth $(BIN) -replicas
+
+# Only the scale-out figures (about a minute): 1 vs 3 replicas behind nginx.
+bench-replicas: docker backends build
+	@$(GO) run ./internal/bench -berth $(BIN) -replicas
 
 clean:
 	rm -rf bin internal/web/dist/app clients/typescript/dist web/artifacts

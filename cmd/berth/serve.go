@@ -18,12 +18,14 @@ import (
 
 	"github.com/berth/berth"
 	"github.com/berth/berth/internal/bus/inmem"
+	"github.com/berth/berth/internal/bus/redis"
 	"github.com/berth/berth/internal/driver/docker"
 	"github.com/berth/berth/internal/ingest"
 	"github.com/berth/berth/internal/lifecycle"
 	"github.com/berth/berth/internal/planfile"
 	"github.com/berth/berth/internal/reconcile"
 	"github.com/berth/berth/internal/server"
+	"github.com/berth/berth/internal/store/postgres"
 	"github.com/berth/berth/internal/store/sqlite"
 	metering "github.com/berth/berth/internal/usage"
 	"github.com/berth/berth/internal/web"
@@ -124,11 +126,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(c.dataDir, "berth.db"))
+	store, locker, closeStore, err := openStore(ctx, getenv, c.dataDir)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
-	defer store.Close()
+	defer closeStore()
 	o, err := newOps(c.ops, store, log)
 	if err != nil {
 		return err
@@ -150,9 +152,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
-	bus := inmem.New()
+	bus, err := openBus(ctx, getenv, c.instance, log)
+	if err != nil {
+		return err
+	}
 	defer bus.Close()
-	ing, err := ingest.New(ingest.Deps{Store: o.store, Bus: bus, Logger: log, OnEvent: o.metrics.IngestEvent})
+	ing, err := ingest.New(ingest.Deps{Store: o.store, Bus: bus, Logger: log, OnEvent: o.metrics.IngestEvent, Locker: locker})
 	if err != nil {
 		return err
 	}
@@ -160,6 +165,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Store:  o.store,
 		Driver: o.driver(drv),
 		Logger: log,
+		Locker: locker,
 		Config: lifecycle.Config{
 			Instance:      c.instance,
 			Version:       berth.Version,
@@ -219,6 +225,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	} else {
 		fmt.Fprintln(stdout, "Dashboard not built (run `make web`): / serves a page saying so")
 	}
+	fmt.Fprintf(stdout, "Database: %s; event bus: %s\n", storeKind(getenv), busKind(getenv))
 	if generated {
 		fmt.Fprintf(stdout, "Admin token (generated, stored in %s; shown once): %s\n", filepath.Join(c.dataDir, "admin-token"), adminToken)
 	} else {
@@ -261,6 +268,70 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	return nil
+}
+
+// openStore opens the database: PostgreSQL when BERTH_DATABASE_URL is a
+// postgres:// URL (then replicas share it and its leases), otherwise the
+// SQLite file in the data directory. The Locker is nil for SQLite: one
+// control plane runs alone on it.
+func openStore(ctx context.Context, getenv func(string) string, dataDir string) (berth.Store, berth.Locker, func(), error) {
+	url := getenv("BERTH_DATABASE_URL")
+	switch {
+	case url == "":
+		s, err := sqlite.Open(ctx, filepath.Join(dataDir, "berth.db"))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("open database: %w", err)
+		}
+		return s, nil, func() { s.Close() }, nil
+	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
+		s, err := postgres.Open(ctx, url)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("open database: %w", err)
+		}
+		l, err := s.Locker(ctx, 0)
+		if err != nil {
+			s.Close()
+			return nil, nil, nil, fmt.Errorf("open leases: %w", err)
+		}
+		return s, l, func() { l.Close(); s.Close() }, nil
+	default:
+		return nil, nil, nil, errors.New("BERTH_DATABASE_URL must be a postgres:// URL (unset: SQLite in the data directory)")
+	}
+}
+
+func storeKind(getenv func(string) string) string {
+	if getenv("BERTH_DATABASE_URL") != "" {
+		return "PostgreSQL (BERTH_DATABASE_URL; replicas share it, ingestion and user operations are leased)"
+	}
+	return "SQLite in the data directory (one control plane)"
+}
+
+func busKind(getenv func(string) string) string {
+	if getenv("BERTH_REDIS_URL") != "" {
+		return "Redis (BERTH_REDIS_URL)"
+	}
+	return "in-process"
+}
+
+// busCloser is a berth.Bus that is closed at shutdown.
+type busCloser interface {
+	berth.Bus
+	Close() error
+}
+
+// openBus returns the Redis bus when BERTH_REDIS_URL is set (replicas share
+// live events through it; topics are prefixed with the instance), otherwise
+// the in-process bus.
+func openBus(ctx context.Context, getenv func(string) string, instance string, log *slog.Logger) (busCloser, error) {
+	url := getenv("BERTH_REDIS_URL")
+	if url == "" {
+		return inmem.New(), nil
+	}
+	b, err := redis.New(ctx, redis.Options{URL: url, Prefix: "berth:" + instance + ":", Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open event bus: %w", err)
+	}
+	return b, nil
 }
 
 // imageSource picks a plan's image, building the default tenant image from

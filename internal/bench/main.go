@@ -46,6 +46,9 @@ type bench struct {
 	cmd                         *exec.Cmd
 	image                       string
 	rows                        [][]string
+	extraEnv                    []string  // more environment for `berth serve`
+	logOut                      io.Writer // its stdout; nil discards
+	skipWarmup                  bool      // another replica built the image
 }
 
 func main() {
@@ -58,6 +61,7 @@ func main() {
 func run() error {
 	bin := flag.String("berth", "bin/berth", "static berth binary")
 	n := flag.Int("n", 20, "users per onboarding series")
+	replicas := flag.Bool("replicas", false, "measure the scale-out figures instead: 1 vs 3 replicas on PostgreSQL + Redis behind nginx")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -66,6 +70,9 @@ func run() error {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return err
+	}
+	if *replicas {
+		return runReplicas(abs, cli)
 	}
 	b := &bench{bin: abs, docker: cli, instance: "bench-" + randHex(3)}
 	defer b.cleanup()
@@ -116,7 +123,11 @@ func (b *bench) start() error {
 	b.cmd = exec.Command(b.bin, "serve")
 	b.cmd.Env = append(os.Environ(), "BERTH_LISTEN=127.0.0.1:"+strconv.Itoa(port), "BERTH_DATA_DIR="+filepath.Join(dir, "data"),
 		"BERTH_INSTANCE="+b.instance, "BERTH_ADMIN_TOKEN="+admin, "BERTH_PLANS_FILE="+plans, "BERTH_OVERCOMMIT=100", "BERTH_LOG_LEVEL=warn")
+	b.cmd.Env = append(b.cmd.Env, b.extraEnv...)
 	b.cmd.Stdout, b.cmd.Stderr = io.Discard, os.Stderr
+	if b.logOut != nil {
+		b.cmd.Stdout, b.cmd.Stderr = b.logOut, b.logOut
+	}
 	if err := b.cmd.Start(); err != nil {
 		return err
 	}
@@ -126,6 +137,9 @@ func (b *bench) start() error {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if b.skipWarmup {
+		return nil
 	}
 	// The first onboarding builds the tenant image; warm it up and learn the ref.
 	var ob api.OnboardResponse

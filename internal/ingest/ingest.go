@@ -8,6 +8,12 @@
 // plane restart a follower resumes from the last seq in the store, so the
 // store has no gap and no duplicate, and the bus only carries actions that
 // were new to the store.
+//
+// With several control-plane replicas, each container's stream is followed
+// by one replica at a time: the one holding the lease "ingest:<container>"
+// (Deps.Locker). The others skip it; when the holder dies its lease ends and
+// another replica takes the stream over at its next sync, resuming from the
+// store. One follower per stream keeps the bus in seq order.
 package ingest
 
 import (
@@ -37,6 +43,10 @@ type Deps struct {
 	// new to the store, quota denials, status changes (metrics). It must
 	// not block.
 	OnEvent func(c berth.Container, ev api.Event)
+	// Locker, when set, makes each container's stream followed by one
+	// replica at a time (lease "ingest:<container name>"). Nil: no leasing,
+	// for a control plane that runs alone.
+	Locker berth.Locker
 }
 
 // Ingester follows agents. Run owns every follower goroutine.
@@ -45,6 +55,7 @@ type Ingester struct {
 	bus      berth.Bus
 	log      *slog.Logger
 	interval time.Duration
+	locker   berth.Locker
 	kick     chan struct{}
 	onEvent  func(berth.Container, api.Event)
 
@@ -54,9 +65,13 @@ type Ingester struct {
 
 type follower struct {
 	c      berth.Container
+	lease  berth.Lease // nil without a Locker
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// LeaseName is the name of the lease on one container's stream.
+func LeaseName(container string) string { return "ingest:" + container }
 
 // New checks deps and returns an Ingester.
 func New(d Deps) (*Ingester, error) {
@@ -69,7 +84,7 @@ func New(d Deps) (*Ingester, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ingester{store: d.Store, bus: d.Bus, log: d.Logger, interval: d.Interval,
+	return &Ingester{store: d.Store, bus: d.Bus, log: d.Logger, interval: d.Interval, locker: d.Locker,
 		kick: make(chan struct{}, 1), followers: map[string]*follower{}, onEvent: d.OnEvent}, nil
 }
 
@@ -117,34 +132,71 @@ func (i *Ingester) sync(ctx context.Context) error {
 	defer i.mu.Unlock()
 	for name, f := range i.followers {
 		c, ok := want[name]
-		if !ok || c.AgentPort != f.c.AgentPort || c.AgentSecret != f.c.AgentSecret {
-			f.cancel()
-			<-f.done
-			delete(i.followers, name)
+		ended := false
+		select {
+		case <-f.done: // its lease was lost
+			ended = true
+		default:
+		}
+		if ended || !ok || c.AgentPort != f.c.AgentPort || c.AgentSecret != f.c.AgentSecret {
+			i.stopLocked(ctx, name, f)
 		}
 	}
 	for name, c := range want {
 		if _, ok := i.followers[name]; ok {
 			continue
 		}
+		var ls berth.Lease
+		if i.locker != nil {
+			var err error
+			ls, err = i.locker.TryAcquire(ctx, LeaseName(name))
+			if errors.Is(err, berth.ErrConflict) {
+				continue // another replica follows it
+			}
+			if err != nil {
+				i.log.Warn("ingest: acquire lease", "container", name, "err", err)
+				continue
+			}
+			i.log.Info("ingest: holding the stream lease", "container", name)
+		}
 		fctx, cancel := context.WithCancel(ctx)
-		f := &follower{c: c, cancel: cancel, done: make(chan struct{})}
+		f := &follower{c: c, lease: ls, cancel: cancel, done: make(chan struct{})}
 		i.followers[name] = f
 		go func() {
 			defer close(f.done)
+			if ls != nil {
+				go func() {
+					select {
+					case <-ls.Lost():
+						i.log.Warn("ingest: lost the stream lease", "container", c.Name)
+						cancel()
+					case <-fctx.Done():
+					}
+				}()
+			}
 			i.follow(fctx, c)
 		}()
 	}
 	return nil
 }
 
+// stopLocked stops one follower, waits for it and releases its lease.
+func (i *Ingester) stopLocked(ctx context.Context, name string, f *follower) {
+	f.cancel()
+	<-f.done
+	if f.lease != nil {
+		if err := f.lease.Release(context.WithoutCancel(ctx)); err != nil {
+			i.log.Debug("ingest: release lease", "container", name, "err", err)
+		}
+	}
+	delete(i.followers, name)
+}
+
 func (i *Ingester) stopAll() {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for name, f := range i.followers {
-		f.cancel()
-		<-f.done
-		delete(i.followers, name)
+		i.stopLocked(context.Background(), name, f)
 	}
 }
 

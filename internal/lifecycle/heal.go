@@ -76,7 +76,10 @@ func (m *Manager) Reconcile(ctx context.Context, name string) (again time.Durati
 	if err != nil {
 		return 0, err
 	}
-	unlock := m.users.Lock(c.UserID)
+	unlock, err := m.lockUser(ctx, c.UserID)
+	if err != nil {
+		return 0, err
+	}
 	defer unlock()
 	// Re-read under the lock: an operation that held it may have changed it.
 	if c, err = m.store.GetContainer(ctx, name); errors.Is(err, berth.ErrNotFound) {
@@ -301,7 +304,10 @@ func (m *Manager) SetHealth(ctx context.Context, name string, healthy bool, reas
 	if err != nil {
 		return err
 	}
-	unlock := m.users.Lock(c.UserID)
+	unlock, err := m.lockUser(ctx, c.UserID)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	if c, err = m.store.GetContainer(ctx, name); err != nil {
 		return err
@@ -342,7 +348,10 @@ func (m *Manager) RestartUnhealthy(ctx context.Context, name, reason string) err
 	if err != nil {
 		return err
 	}
-	unlock := m.users.Lock(c.UserID)
+	unlock, err := m.lockUser(ctx, c.UserID)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	if c, err = m.store.GetContainer(ctx, name); err != nil {
 		return err
@@ -402,7 +411,10 @@ func (m *Manager) StopIdle(ctx context.Context, name string) (bool, error) {
 		m.activity.Touch(name)
 		return false, nil
 	}
-	unlock := m.users.Lock(c.UserID)
+	unlock, err := m.lockUser(ctx, c.UserID)
+	if err != nil {
+		return false, err
+	}
 	defer unlock()
 	if c, err = m.store.GetContainer(ctx, name); err != nil {
 		return false, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth/berth"
 	"github.com/berth/berth/api"
+	"github.com/berth/berth/internal/lease"
 )
 
 // Config holds the rules the manager applies.
@@ -53,6 +54,11 @@ type Deps struct {
 	Driver berth.Driver
 	Logger *slog.Logger
 	Config Config
+	// Locker, when set, makes each user's lifecycle operations exclusive
+	// across control-plane replicas (lease "user:<id>"), and the capacity
+	// check with its record insert (lease "capacity"). Nil: exclusion is
+	// within this process only, for a control plane that runs alone.
+	Locker berth.Locker
 }
 
 // Manager runs tenant container lifecycles. It is safe for concurrent use.
@@ -61,6 +67,7 @@ type Manager struct {
 	driver berth.Driver
 	log    *slog.Logger
 	cfg    Config
+	locker berth.Locker
 
 	users    keyedMutex // one lifecycle operation per user at a time
 	commitMu sync.Mutex // capacity check + record insert are one step
@@ -114,7 +121,7 @@ func New(d Deps) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{store: d.Store, driver: d.Driver, log: log, cfg: c,
+	return &Manager{store: d.Store, driver: d.Driver, log: log, cfg: c, locker: d.Locker,
 		activity: NewActivity(time.Now), drift: make(chan string, 256)}, nil
 }
 
@@ -156,7 +163,10 @@ func (m *Manager) Onboard(ctx context.Context, u berth.User) (berth.User, berth.
 	if _, err := m.cfg.Plans.Get(u.Plan); err != nil {
 		return berth.User{}, berth.Container{}, false, err
 	}
-	unlock := m.users.Lock(u.ID)
+	unlock, err := m.lockUser(ctx, u.ID)
+	if err != nil {
+		return berth.User{}, berth.Container{}, false, err
+	}
 	defer unlock()
 
 	if u.CreatedAt.IsZero() {
@@ -189,7 +199,10 @@ func (m *Manager) Create(ctx context.Context, userID, plan string, opts CreateOp
 	if err != nil {
 		return berth.Container{}, err
 	}
-	unlock := m.users.Lock(userID)
+	unlock, err := m.lockUser(ctx, userID)
+	if err != nil {
+		return berth.Container{}, err
+	}
 	defer unlock()
 	u, err := m.store.GetUser(ctx, userID)
 	if err != nil {
@@ -352,8 +365,11 @@ func (m *Manager) spec(c berth.Container, secrets map[string]string) berth.Conta
 // state "creating", all under one lock so that concurrent creations cannot
 // together overcommit the host or take one port twice.
 func (m *Manager) reserve(ctx context.Context, c *berth.Container, host berth.HostInfo) error {
-	m.commitMu.Lock()
-	defer m.commitMu.Unlock()
+	unlockCap, err := m.lockCapacity(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlockCap()
 	all, err := m.store.ListContainers(ctx, "")
 	if err != nil {
 		return fmt.Errorf("check capacity: %w", err)
@@ -516,6 +532,44 @@ func randomHex(n int) string {
 		panic(err) // crypto/rand never fails on Linux
 	}
 	return hex.EncodeToString(b)
+}
+
+// lockUser makes the caller the only one running a lifecycle operation of
+// the user: within this process by a mutex, and across replicas by the
+// user's lease when a Locker is set. The returned function unlocks both.
+func (m *Manager) lockUser(ctx context.Context, userID string) (func(), error) {
+	unlock := m.users.Lock(userID)
+	if m.locker == nil {
+		return unlock, nil
+	}
+	ls, err := lease.Acquire(ctx, m.locker, "user:"+userID, 20*time.Millisecond)
+	if err != nil {
+		unlock()
+		return nil, berth.Wrap(berth.ErrUnavailable, err, "could not take the user's lease (another operation on this user is still running, or the database is unreachable); try again")
+	}
+	return func() {
+		_ = ls.Release(context.WithoutCancel(ctx))
+		unlock()
+	}, nil
+}
+
+// lockCapacity makes the caller the only one checking and committing host
+// capacity: within this process by a mutex, across replicas by the
+// "capacity" lease when a Locker is set.
+func (m *Manager) lockCapacity(ctx context.Context) (func(), error) {
+	m.commitMu.Lock()
+	if m.locker == nil {
+		return m.commitMu.Unlock, nil
+	}
+	ls, err := lease.Acquire(ctx, m.locker, "capacity", 20*time.Millisecond)
+	if err != nil {
+		m.commitMu.Unlock()
+		return nil, berth.Wrap(berth.ErrUnavailable, err, "capacity check is busy; try again")
+	}
+	return func() {
+		_ = ls.Release(context.WithoutCancel(ctx))
+		m.commitMu.Unlock()
+	}, nil
 }
 
 // keyedMutex is a set of mutexes by key, created on demand and dropped when

@@ -50,7 +50,10 @@ func (m *Manager) Do(ctx context.Context, userID, action string) (berth.Containe
 	if err := berth.ValidateUserID(userID); err != nil {
 		return berth.Container{}, err
 	}
-	unlock := m.users.Lock(userID)
+	unlock, err := m.lockUser(ctx, userID)
+	if err != nil {
+		return berth.Container{}, err
+	}
 	defer unlock()
 	c, err := m.Default(ctx, userID)
 	if err != nil {
@@ -100,7 +103,10 @@ func (m *Manager) EnsureRunning(ctx context.Context, userID string) (berth.Conta
 	if err := berth.ValidateUserID(userID); err != nil {
 		return berth.Container{}, err
 	}
-	unlock := m.users.Lock(userID)
+	unlock, err := m.lockUser(ctx, userID)
+	if err != nil {
+		return berth.Container{}, err
+	}
 	defer unlock()
 	c, err := m.Default(ctx, userID)
 	if err != nil {

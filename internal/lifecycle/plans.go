@@ -33,7 +33,10 @@ func (m *Manager) ChangePlan(ctx context.Context, userID, plan string) (berth.Us
 	if err != nil {
 		return berth.User{}, nil, err
 	}
-	unlock := m.users.Lock(userID)
+	unlock, err := m.lockUser(ctx, userID)
+	if err != nil {
+		return berth.User{}, nil, err
+	}
 	defer unlock()
 	u, err := m.store.GetUser(ctx, userID)
 	if errors.Is(err, berth.ErrNotFound) {
@@ -70,8 +73,11 @@ func (m *Manager) ChangePlan(ctx context.Context, userID, plan string) (berth.Us
 
 	// Capacity and the records change under the commit lock, so that no
 	// creation sees the old figures meanwhile.
-	m.commitMu.Lock()
-	defer m.commitMu.Unlock()
+	unlockCap, err := m.lockCapacity(ctx)
+	if err != nil {
+		return berth.User{}, nil, err
+	}
+	defer unlockCap()
 	all, err := m.store.ListContainers(ctx, "")
 	if err != nil {
 		return berth.User{}, nil, fmt.Errorf("check capacity: %w", err)

@@ -210,8 +210,18 @@ func (s *server) streamWS(w http.ResponseWriter, r *http.Request, topic, userID 
 				continue
 			}
 			if ev.Type == api.EventAction {
-				if ev.Seq <= last[ev.Container] {
+				prev := last[ev.Container]
+				if ev.Seq <= prev {
 					continue // already replayed
+				}
+				if prev > 0 && ev.Seq > prev+1 {
+					// A gap: the publisher of the missing actions stored
+					// them but did not publish them (it died in between,
+					// e.g. a replica that held the ingestion lease), or the
+					// bus lost them. The store has them: send them first.
+					if err := s.fillGap(ctx, userID, ev.Container, prev, ev.Seq, send); err != nil {
+						return
+					}
 				}
 				last[ev.Container] = ev.Seq
 			}
@@ -219,6 +229,29 @@ func (s *server) streamWS(w http.ResponseWriter, r *http.Request, topic, userID 
 				tooSlow(conn, err)
 				return
 			}
+		}
+	}
+}
+
+// fillGap sends the stored actions of one container with after < seq <
+// before, oldest first.
+func (s *server) fillGap(ctx context.Context, userID, container string, after, before int64, send func(any) error) error {
+	f := berth.ActionFilter{UserID: userID, ContainerName: container, AfterSeq: after, BeforeSeq: before, Ascending: true, Limit: replayPage}
+	for {
+		as, err := s.store.ListActions(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			ev := ActionEvent(a)
+			ev.Container = a.ContainerName
+			if err := send(ev); err != nil {
+				return err
+			}
+			f.AfterSeq = a.Seq
+		}
+		if len(as) < replayPage {
+			return nil
 		}
 	}
 }

@@ -246,3 +246,54 @@ func TestReplayThenLiveHasNoSeam(t *testing.T) {
 		t.Fatalf("extra message after the seam: %s", data)
 	}
 }
+
+// TestViewerFillsGapFromStore: actions 4 and 5 were stored but never
+// published (their ingester died in between, or the bus lost them); when 6
+// arrives the viewer gets 4 and 5 from the store first, then 6, once each.
+func TestViewerFillsGapFromStore(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tok := f.user(t, "g")
+	ctx := context.Background()
+	act := func(seq int64) berth.Action {
+		return berth.Action{UserID: "g", ContainerName: "unit-g", Seq: seq, Action: "like", Target: fmt.Sprint("@t", seq), Success: true, Timestamp: time.Now().UTC()}
+	}
+	url := strings.Replace(f.srv.URL, "http://", "ws://", 1) + "/ws/g?after_seq=0&token=" + tok
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	publish := func(seq int64) {
+		ev := ActionEvent(act(seq))
+		ev.Container = "unit-g"
+		data, _ := json.Marshal(ev)
+		_ = f.bus.Publish(ctx, berth.UserTopic("g"), data)
+	}
+	for seq := int64(1); seq <= 6; seq++ {
+		if _, err := f.store.InsertActions(ctx, []berth.Action{act(seq)}); err != nil {
+			t.Fatal(err)
+		}
+		if seq != 4 && seq != 5 {
+			publish(seq)
+		}
+	}
+	for want := int64(1); want <= 6; want++ {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, data, err := conn.Read(rctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("waiting for seq %d: %v", want, err)
+		}
+		var ev api.Event
+		_ = json.Unmarshal(data, &ev)
+		if ev.Seq != want || ev.Target != fmt.Sprint("@t", want) {
+			t.Fatalf("got seq %d (%s), want %d", ev.Seq, ev.Target, want)
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, data, err := conn.Read(rctx); err == nil {
+		t.Fatalf("extra message: %s", data)
+	}
+}
