@@ -273,8 +273,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 // openStore opens the database: PostgreSQL when BERTH_DATABASE_URL is a
 // postgres:// URL (then replicas share it and its leases), otherwise the
 // SQLite file in the data directory. The Locker is nil for SQLite: one
-// control plane runs alone on it.
-func openStore(ctx context.Context, getenv func(string) string, dataDir string) (berth.Store, berth.Locker, func(), error) {
+// control plane runs alone on it. Both stores keep webhooks and usage too
+// (opsStore).
+func openStore(ctx context.Context, getenv func(string) string, dataDir string) (opsStore, berth.Locker, func(), error) {
 	url := getenv("BERTH_DATABASE_URL")
 	switch {
 	case url == "":

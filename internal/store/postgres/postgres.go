@@ -32,7 +32,11 @@ import (
 	"github.com/berth/berth"
 )
 
-var _ berth.Store = (*Store)(nil)
+var (
+	_ berth.Store        = (*Store)(nil)
+	_ berth.WebhookStore = (*Store)(nil)
+	_ berth.UsageStore   = (*Store)(nil)
+)
 
 // Store is a berth.Store backed by a PostgreSQL database.
 type Store struct {
@@ -95,6 +99,10 @@ type sqlTx struct{ *sql.Tx }
 
 func (t *sqlTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	return t.Tx.ExecContext(ctx, rebind(q), args...)
+}
+
+func (t *sqlTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.Tx.QueryContext(ctx, rebind(q), args...)
 }
 
 func (t *sqlTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {

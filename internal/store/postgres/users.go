@@ -105,7 +105,8 @@ func (s *Store) UpdateUserPlan(ctx context.Context, id, plan string) error {
 	return requireRow(res, "user", id)
 }
 
-// DeleteUser removes a user, their tokens and their container records, in
+// DeleteUser removes a user, their tokens, credential, sessions, password
+// links and container records (webhooks go by ON DELETE CASCADE), in
 // one transaction. Their container logs and actions stay. ErrNotFound when
 // there is no such user.
 func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
@@ -120,6 +121,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
 	// independent of the foreign_keys pragma.
 	for _, q := range []string{
 		`DELETE FROM tokens WHERE user_id = ?`,
+		`DELETE FROM sessions WHERE user_id = ?`,
+		`DELETE FROM password_links WHERE user_id = ?`,
+		`DELETE FROM credentials WHERE user_id = ?`,
 		`DELETE FROM containers WHERE user_id = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
@@ -153,15 +157,19 @@ func requireRow(res sql.Result, what, id string) error {
 
 // CreateToken stores a token by its hash; ErrConflict if the hash exists,
 // ErrNotFound if its user does not. An empty UserID is stored as NULL (the
-// admin token). A zero CreatedAt is set to now.
+// admin token). A zero CreatedAt is set to now; an empty ID is the first 16
+// characters of Hash.
 func (s *Store) CreateToken(ctx context.Context, t berth.Token) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = now()
 	}
+	if t.ID == "" {
+		t.ID = t.Hash[:min(16, len(t.Hash))]
+	}
 	userID := sql.NullString{String: t.UserID, Valid: t.UserID != ""}
 	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO tokens (hash, user_id, admin, name, created_at) VALUES (?, ?, ?, ?, ?)`,
-		t.Hash, userID, t.Admin, t.Name, formatTime(t.CreatedAt))
+		`INSERT INTO tokens (id, hash, user_id, admin, name, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Hash, userID, t.Admin, t.Name, formatTime(t.CreatedAt))
 	if err != nil {
 		// Never put the hash in a message: it identifies a credential.
 		return mapErr(fmt.Sprintf("create token %q of user %q", t.Name, t.UserID), err)
@@ -171,21 +179,29 @@ func (s *Store) CreateToken(ctx context.Context, t berth.Token) error {
 
 // LookupToken finds a token by its hash.
 func (s *Store) LookupToken(ctx context.Context, hash string) (berth.Token, error) {
-	var t berth.Token
-	var userID sql.NullString
-	var created string
-	err := s.db.QueryRowContext(ctx,
-		`SELECT hash, user_id, admin, name, created_at FROM tokens WHERE hash = ?`, hash).
-		Scan(&t.Hash, &userID, &t.Admin, &t.Name, &created)
+	t, err := scanToken(s.db.QueryRowContext(ctx, selectToken+` WHERE hash = ?`, hash))
 	if err == sql.ErrNoRows {
 		return berth.Token{}, fmt.Errorf("token: %w", berth.ErrNotFound)
 	}
 	if err != nil {
 		return berth.Token{}, mapErr("look up token", err)
 	}
-	t.UserID = userID.String
+	return t, nil
+}
+
+const selectToken = `SELECT id, hash, user_id, admin, name, created_at FROM tokens`
+
+func scanToken(row interface{ Scan(...any) error }) (berth.Token, error) {
+	var t berth.Token
+	var id, userID sql.NullString
+	var created string
+	if err := row.Scan(&id, &t.Hash, &userID, &t.Admin, &t.Name, &created); err != nil {
+		return berth.Token{}, err
+	}
+	t.ID, t.UserID = id.String, userID.String
+	var err error
 	if t.CreatedAt, err = parseTime(created); err != nil {
-		return berth.Token{}, mapErr("look up token", err)
+		return berth.Token{}, err
 	}
 	return t, nil
 }
