@@ -87,6 +87,11 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) berth.Store { return open(t, newDatabase(t)) })
 }
 
+func TestOpsConformance(t *testing.T) {
+	needCluster(t)
+	storetest.RunOps(t, func(t *testing.T) storetest.OpsStore { return open(t, newDatabase(t)) })
+}
+
 func TestLockerConformance(t *testing.T) {
 	needCluster(t)
 	url := newDatabase(t)
