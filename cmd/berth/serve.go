@@ -21,6 +21,7 @@ import (
 	"github.com/berth/berth/internal/bus/redis"
 	"github.com/berth/berth/internal/driver/docker"
 	"github.com/berth/berth/internal/ingest"
+	"github.com/berth/berth/internal/lease"
 	"github.com/berth/berth/internal/lifecycle"
 	"github.com/berth/berth/internal/planfile"
 	"github.com/berth/berth/internal/reconcile"
@@ -243,7 +244,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// healthy tenant containers alone.
 	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
 	recDone := make(chan struct{})
-	go func() { defer close(recDone); _ = rec.Run(recCtx) }()
+	// With several replicas one of them holds the reconciler's lease and
+	// reconciles (repairs, health probes, idle stops); the others wait to
+	// take over when it dies.
+	go func() {
+		defer close(recDone)
+		_ = lease.RunWhileHeld(recCtx, locker, "reconciler", time.Second, rec.Run)
+	}()
 	defer func() { stopRec(); <-recDone }()
 	if err := o.start(ctx, stdout); err != nil {
 		return err

@@ -82,3 +82,42 @@ func Acquire(ctx context.Context, l berth.Locker, name string, interval time.Dur
 		}
 	}
 }
+
+// RunWhileHeld runs f only while this replica holds the lease name: it
+// waits for the lease (polling every interval), runs f with a context that
+// ends when the lease is lost or ctx is done, and when f returns because
+// the lease was lost, waits for the lease again. It returns when ctx is
+// done. With a nil Locker it simply runs f(ctx): one control plane alone
+// holds everything.
+func RunWhileHeld(ctx context.Context, l berth.Locker, name string, interval time.Duration, f func(context.Context) error) error {
+	if l == nil {
+		return f(ctx)
+	}
+	for ctx.Err() == nil {
+		ls, err := Acquire(ctx, l, name, interval)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// The backend is unreachable: try again after a pause.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(max(interval, time.Second)):
+			}
+			continue
+		}
+		held, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-ls.Lost():
+				cancel()
+			case <-held.Done():
+			}
+		}()
+		_ = f(held)
+		cancel()
+		_ = ls.Release(context.WithoutCancel(ctx))
+	}
+	return nil
+}

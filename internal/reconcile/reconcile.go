@@ -136,7 +136,14 @@ func (r *Reconciler) enqueueAfter(name string, d time.Duration) {
 
 // Run reconciles until ctx is done, then stops its workers and timers and
 // waits for them.
+//
+// Run may be called again after it returned (a replica that lost the
+// reconciler's lease and won it back runs it again).
 func (r *Reconciler) Run(ctx context.Context) error {
+	r.mu.Lock()
+	r.stopped = false
+	r.timers = map[string]*time.Timer{}
+	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
 		wg.Add(1)
