@@ -6,13 +6,14 @@ LDFLAGS := -s -w -X github.com/berth/berth.Version=$(VERSION)
 BIN     := bin/berth
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-go test-python vet bench docker python-image clean help
+.PHONY: all build run test test-go test-kube k8s-testenv test-python vet bench docker python-image clean help
 
 all: build
 
 help:
 	@echo "make run    - make sure Docker runs, build berth, start the control plane on :8000"
-	@echo "make test   - the whole suite, against the real Docker Engine"
+	@echo "make test   - the whole suite, against the real Docker Engine and a real kube-apiserver"
+	@echo "make test-kube - only the Kubernetes driver and Helm chart tests (builds the test cluster's binaries once, ~15 min cold)"
 	@echo "make bench  - benchmarks, each beside its baseline (see docs/BENCHMARKS.md)"
 	@echo "make build  - build $(BIN) (static)"
 	@echo "make python-image - the example Python tenant image (examples/python-workflow)"
@@ -39,13 +40,29 @@ vet:
 	@$(GO) vet ./...
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
 
-test: docker vet test-go test-python
+test: docker vet test-go test-kube test-python
 
 # BERTH_TEST_DOCKER=1 makes every Docker-backed test fail (never skip) when
 # the engine cannot be reached.
 test-go:
 	@echo "==> go test (with the real Docker Engine)"
 	@BERTH_TEST_DOCKER=1 $(GO) test -count=1 -timeout 20m ./...
+
+# The Kubernetes driver and the Helm chart against a real kube-apiserver with
+# etcd, kube-scheduler, kube-controller-manager and kwok's fake nodes on
+# loopback (scripts/k8s-testenv.sh). The binaries are built once from the Go
+# module proxy and cached in $${BERTH_CACHE:-$$HOME/.cache/berth}/k8s: about
+# 15 minutes cold, seconds after. BERTH_TEST_KUBE=1 makes a missing cluster a
+# failure; the tests only ever use BERTH_TEST_KUBECONFIG, never KUBECONFIG.
+k8s-testenv:
+	@scripts/k8s-testenv.sh build
+
+test-kube: k8s-testenv
+	@echo "==> go test: kubernetes driver and helm chart (real kube-apiserver + kwok)"
+	@set -e; out=$$(scripts/k8s-testenv.sh up) || { scripts/k8s-testenv.sh down; exit 1; }; eval "$$out"; \
+	  trap 'scripts/k8s-testenv.sh down' EXIT; \
+	  BERTH_TEST_KUBE=1 BERTH_TEST_KUBECONFIG=$$KUBECONFIG BERTH_HELM=$$BERTH_HELM \
+	    $(GO) test -count=1 -timeout 15m ./internal/driver/kube/
 
 test-python:
 	@echo "==> python sdk tests"

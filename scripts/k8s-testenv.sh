@@ -67,7 +67,7 @@ bg() { local name=$1; shift; "$@" > "$RUN/$name.log" 2>&1 & echo $! > "$RUN/$nam
 wait_for() { local what=$1 i; shift; for i in $(seq 1 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; log "$what not ready"; tail -20 "$RUN/$what.log" >&2; return 1; }
 
 up() {
-  ( build ); rm -rf "$RUN"; mkdir -p "$RUN/certs"
+  ( build ); down; rm -rf "$RUN"; mkdir -p "$RUN/certs"
   openssl genrsa -out "$RUN/sa.key" 2048 2>/dev/null; openssl rsa -in "$RUN/sa.key" -pubout -out "$RUN/sa.pub" 2>/dev/null
   echo "ci-token,ci-admin,ci-admin,system:masters" > "$RUN/tokens.csv"
   printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {server: "https://127.0.0.1:%s", insecure-skip-tls-verify: true}\nusers:\n- name: a\n  user: {token: ci-token}\ncontexts:\n- name: t\n  context: {cluster: t, user: a}\ncurrent-context: t\n' "$API_PORT" > "$RUN/kubeconfig"
@@ -101,7 +101,8 @@ up() {
   echo "export KUBECONFIG=$kc KUBEBUILDER_ASSETS=$RUN/assets BERTH_HELM=$HELM_BIN/helm"
 }
 
+# Stops only the processes `up` started (their pids are in $RUN).
 down() { local n; for n in kwok kcm scheduler apiserver etcd; do
-  [ -f "$RUN/$n.pid" ] && kill "$(cat "$RUN/$n.pid")" 2>/dev/null && sleep 0.5 || true; done; }
+  [ -f "$RUN/$n.pid" ] && kill "$(cat "$RUN/$n.pid")" 2>/dev/null && sleep 0.5 || true; rm -f "$RUN/$n.pid"; done; }
 
 case "${1:-}" in up) up ;; down) down ;; build) build ;; *) echo "usage: $0 up|down|build" >&2; exit 2 ;; esac

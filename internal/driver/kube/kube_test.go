@@ -27,7 +27,8 @@ import (
 
 // The tests run against a real kube-apiserver (with etcd, kube-scheduler,
 // kube-controller-manager and kwok's fake nodes): `make test-kube`, or
-// eval "$(scripts/k8s-testenv.sh up)" and go test. Without KUBECONFIG they
+// eval "$(scripts/k8s-testenv.sh up)" and BERTH_TEST_KUBECONFIG=$KUBECONFIG go test.
+// Without BERTH_TEST_KUBECONFIG they
 // skip, or fail when BERTH_TEST_KUBE=1.
 var (
 	envErr error        // why the tests cannot run
@@ -41,12 +42,12 @@ const testImage = "registry.invalid/berth/tenant:test" // never pulled: kwok run
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
-	if os.Getenv("KUBECONFIG") == "" {
-		envErr = errors.New("KUBECONFIG is not set (make test-kube starts a test API server)")
+	if os.Getenv("BERTH_TEST_KUBECONFIG") == "" {
+		envErr = errors.New("BERTH_TEST_KUBECONFIG is not set (make test-kube starts a test API server; KUBECONFIG is never used, so tests cannot touch a real cluster)")
 		return m.Run()
 	}
 	var err error
-	cfg, err = clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	cfg, err = clientcmd.BuildConfigFromFlags("", os.Getenv("BERTH_TEST_KUBECONFIG"))
 	if err == nil {
 		cs, err = kubernetes.NewForConfig(cfg)
 	}
