@@ -857,9 +857,11 @@ func (d *Driver) Remove(ctx context.Context, name string, removeVolume bool) err
 	sts, err := d.lookup(ctx, name)
 	switch {
 	case err == nil:
-		fg := metav1.DeletePropagationForeground
+		// Background: the StatefulSet goes at once (a Create of the same name
+		// may follow); the pod is deleted here, the GC would do it later.
+		bg := metav1.DeletePropagationBackground
 		zero := int64(0)
-		if err := d.cs.AppsV1().StatefulSets(d.ns).Delete(ctx, obj, metav1.DeleteOptions{PropagationPolicy: &fg,
+		if err := d.cs.AppsV1().StatefulSets(d.ns).Delete(ctx, obj, metav1.DeleteOptions{PropagationPolicy: &bg,
 			Preconditions: &metav1.Preconditions{UID: &sts.UID}}); err != nil && !apierrors.IsNotFound(err) {
 			return d.classify(err, "delete statefulset "+name)
 		}
@@ -896,22 +898,25 @@ func (d *Driver) Remove(ctx context.Context, name string, removeVolume bool) err
 	return nil
 }
 
-// waitGone waits until the StatefulSet is deleted, so that a Create of the
-// same name right after Remove does not conflict.
+// waitGone waits until the StatefulSet and its pod are gone, so that a
+// Create of the same name right after Remove starts afresh.
 func (d *Driver) waitGone(ctx context.Context, obj string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		_, err := d.cs.AppsV1().StatefulSets(d.ns).Get(ctx, obj, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return nil
+			_, err = d.cs.CoreV1().Pods(d.ns).Get(ctx, podName(obj), metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			return d.classify(err, "wait for removal of "+obj)
 		}
 		select {
 		case <-ctx.Done():
-			return berth.Wrap(berth.ErrUnavailable, ctx.Err(), "remove "+obj+": statefulset still being deleted")
+			return berth.Wrap(berth.ErrUnavailable, ctx.Err(), "remove "+obj+": still being deleted")
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

