@@ -340,7 +340,10 @@ func TestObjectsAsStored(t *testing.T) {
 		t.Errorf("Inspect = %+v, %v", in, err)
 	}
 
-	// Update patches the template and resizes the pod.
+	// Update patches the template; kwok's node reports no container
+	// resources (as a kubelet without in-place resize), so the API server
+	// refuses the resize and the driver re-creates the pod.
+	oldUID := pod.UID
 	nl := berth.Limits{MemoryBytes: 512 << 20, CPUs: 2, PidsLimit: 512}
 	if err := d.Update(ctx, s.Name, nl); err != nil {
 		t.Fatalf("Update: %v", err)
@@ -352,6 +355,9 @@ func TestObjectsAsStored(t *testing.T) {
 	pod, _ = cs.CoreV1().Pods(ns).Get(ctx, s.Name+"-0", metav1.GetOptions{})
 	if q := pod.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU]; q.MilliValue() != 2000 {
 		t.Errorf("pod cpu limit after Update = %s, want 2", q.String())
+	}
+	if pod.UID == oldUID {
+		t.Errorf("pod not re-created on a node without resize support")
 	}
 	if in, _ := d.Inspect(ctx, s.Name); in.Limits.MemoryBytes != 512<<20 || in.Limits.CPUs != 2 || in.Limits.PidsLimit != 512 || !in.Running {
 		t.Errorf("Inspect after Update = %+v", in)
@@ -376,6 +382,51 @@ func TestObjectsAsStored(t *testing.T) {
 	gone("network policy", err)
 	if c, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-"+s.Name+"-0", metav1.GetOptions{}); err == nil && c.DeletionTimestamp == nil {
 		t.Errorf("claim still there after Remove(removeVolume)")
+	}
+}
+
+// TestUpdateInPlace: on a node whose kubelet supports in-place resize (its
+// container statuses carry resources; here written by the test, as kwok does
+// not), Update resizes the running pod through pods/resize: same pod, new
+// resources.
+func TestUpdateInPlace(t *testing.T) {
+	t.Parallel()
+	d, inst := newDriver(t)
+	ctx := ctxFor(t)
+	s := spec(inst, "resize")
+	if _, err := d.Create(ctx, s); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := d.Start(ctx, s.Name); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	pod, err := cs.CoreV1().Pods(ns).Get(ctx, s.Name+"-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pod.Status.ContainerStatuses {
+		r := pod.Spec.Containers[0].Resources
+		pod.Status.ContainerStatuses[i].Resources = &r
+	}
+	if pod, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("report container resources: %v", err)
+	}
+	nl := berth.Limits{MemoryBytes: 384 << 20, CPUs: 1, PidsLimit: 300}
+	if err := d.Update(ctx, s.Name, nl); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	after, err := cs.CoreV1().Pods(ns).Get(ctx, s.Name+"-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UID != pod.UID {
+		t.Errorf("pod re-created, want resized in place")
+	}
+	if q := after.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory]; q.Value() != 384<<20 {
+		t.Errorf("pod memory limit after resize = %s, want 384Mi", q.String())
+	}
+	if in, err := d.Inspect(ctx, s.Name); err != nil || !in.Running || in.Limits.MemoryBytes != 384<<20 || in.Limits.CPUs != 1 || in.Limits.PidsLimit != 300 {
+		t.Errorf("Inspect after resize = %+v, %v", in, err)
 	}
 }
 
