@@ -101,8 +101,13 @@ up() {
   echo "export KUBECONFIG=$kc KUBEBUILDER_ASSETS=$RUN/assets BERTH_HELM=$HELM_BIN/helm"
 }
 
-# Stops only the processes `up` started (their pids are in $RUN).
-down() { local n; for n in kwok kcm scheduler apiserver etcd; do
-  [ -f "$RUN/$n.pid" ] && kill "$(cat "$RUN/$n.pid")" 2>/dev/null && sleep 0.5 || true; rm -f "$RUN/$n.pid"; done; }
+# Stops only the processes `up` started (their pids are in $RUN), and waits
+# for each to exit (SIGKILL after 15 s) so that the ports are free again.
+down() { local n p i; for n in kwok kcm scheduler apiserver etcd; do
+  [ -f "$RUN/$n.pid" ] || continue; p=$(cat "$RUN/$n.pid"); rm -f "$RUN/$n.pid"
+  kill "$p" 2>/dev/null || continue
+  for i in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$p" 2>/dev/null && { log "$n ($p) did not stop: killing"; kill -9 "$p" 2>/dev/null || true; }
+  done; return 0; }
 
 case "${1:-}" in up) up ;; down) down ;; build) build ;; *) echo "usage: $0 up|down|build" >&2; exit 2 ;; esac
