@@ -16,7 +16,7 @@ CACHE=${K8S_CACHE:-${BERTH_CACHE:-$HOME/.cache/berth}/k8s}
 HELM_VERSION=${HELM_VERSION:-3.21.4}   # v3.22.0 is served but not an approved release here
 HELM_BIN=$CACHE/helm-v$HELM_VERSION-$(go env GOVERSION)
 K8S_BIN=$CACHE/bin-k8s$K8S_VERSION-etcd$ETCD_VERSION-kwok$KWOK_VERSION-$(go env GOVERSION)
-RUN=${K8S_RUN:-/tmp/berth-k8s-testenv}; API_PORT=${API_PORT:-16443}; ETCD_PORT=${ETCD_PORT:-23790}
+RUN=${K8S_RUN:-/tmp/berth-k8s-testenv}; API_PORT=${API_PORT:-16443}; ETCD_PORT=${ETCD_PORT:-23890}
 log() { echo "k8s-testenv: $*" >&2; }
 
 # Progress for long cold builds: which step, and a heartbeat every 30 s.
@@ -66,8 +66,13 @@ build() {
 bg() { local name=$1; shift; "$@" > "$RUN/$name.log" 2>&1 & echo $! > "$RUN/$name.pid"; }
 wait_for() { local what=$1 i; shift; for i in $(seq 1 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; log "$what not ready"; tail -20 "$RUN/$what.log" >&2; return 1; }
 
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 up() {
-  ( build ); down; rm -rf "$RUN"; mkdir -p "$RUN/certs"
+  ( build ); down; local p
+  for p in "$API_PORT" $((API_PORT+1)) $((API_PORT+2)) "$ETCD_PORT" $((ETCD_PORT+10)) $((ETCD_PORT+20)); do
+    if port_busy "$p"; then log "port $p on 127.0.0.1 is in use (set API_PORT / ETCD_PORT)"; return 1; fi; done
+  rm -rf "$RUN"; mkdir -p "$RUN/certs"
   openssl genrsa -out "$RUN/sa.key" 2048 2>/dev/null; openssl rsa -in "$RUN/sa.key" -pubout -out "$RUN/sa.pub" 2>/dev/null
   echo "ci-token,ci-admin,ci-admin,system:masters" > "$RUN/tokens.csv"
   printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {server: "https://127.0.0.1:%s", insecure-skip-tls-verify: true}\nusers:\n- name: a\n  user: {token: ci-token}\ncontexts:\n- name: t\n  context: {cluster: t, user: a}\ncurrent-context: t\n' "$API_PORT" > "$RUN/kubeconfig"
