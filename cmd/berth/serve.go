@@ -193,7 +193,7 @@ func newDriver(ctx context.Context, getenv func(string) string, instance string)
 			return nil, nil, errors.New("BERTH_DRIVER=kubernetes needs BERTH_IMAGE (or a per-plan image): tenant images come from a registry the cluster pulls from")
 		}
 		d, err := kube.New(kube.Options{Instance: instance, Version: berth.Version, Namespace: envOr(getenv, "BERTH_KUBE_NAMESPACE", "default"),
-			StorageClass: getenv("BERTH_KUBE_STORAGE_CLASS")})
+			Kubeconfig: getenv("KUBECONFIG"), StorageClass: getenv("BERTH_KUBE_STORAGE_CLASS")})
 		if err != nil {
 			return nil, nil, fmt.Errorf("kubernetes driver: %w", err)
 		}

@@ -24,6 +24,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,9 +80,10 @@ type Options struct {
 	Version string
 	// Namespace holds every tenant object; it must exist.
 	Namespace string
-	// Config reaches the API server; nil means KUBECONFIG (or
-	// ~/.kube/config), else the in-cluster service account.
+	// Config reaches the API server; nil means LoadConfig(Kubeconfig).
 	Config *rest.Config
+	// Kubeconfig is the KUBECONFIG value to use when Config is nil.
+	Kubeconfig string
 	// ControlPlaneLabels select the control plane's pods: the only pods a
 	// tenant's NetworkPolicy admits. Nil means app.kubernetes.io/name=berth,
 	// app.kubernetes.io/component=control-plane (what the Helm chart sets).
@@ -113,20 +115,24 @@ type Driver struct {
 	capacity berth.HostInfo
 }
 
-// ConfigFromEnv returns the REST config of KUBECONFIG (or ~/.kube/config)
-// when such a file exists, else the in-cluster configuration.
-func ConfigFromEnv() (*rest.Config, error) {
+// LoadConfig returns the REST config of the kubeconfig file(s) named by
+// kubeconfig (the KUBECONFIG syntax: paths joined by ':'); when that is empty,
+// of ~/.kube/config if it exists, else the in-cluster service account.
+func LoadConfig(kubeconfig string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if os.Getenv("KUBECONFIG") == "" {
+	rules.Precedence = filepath.SplitList(kubeconfig)
+	if kubeconfig == "" {
+		rules.Precedence = nil
 		if _, err := os.Stat(rules.GetDefaultFilename()); err != nil {
 			if c, err := rest.InClusterConfig(); err == nil {
 				return c, nil
 			}
 		}
+		rules.ExplicitPath = clientcmd.RecommendedHomeFile
 	}
 	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return nil, berth.Wrap(berth.ErrInvalid, err, "kubernetes: no kubeconfig (KUBECONFIG) and not running in a cluster")
+		return nil, berth.Wrap(berth.ErrInvalid, err, "kubernetes: no usable kubeconfig (KUBECONFIG) and not running in a cluster")
 	}
 	return c, nil
 }
@@ -143,7 +149,7 @@ func New(o Options) (*Driver, error) {
 	cfg := o.Config
 	if cfg == nil {
 		var err error
-		if cfg, err = ConfigFromEnv(); err != nil {
+		if cfg, err = LoadConfig(o.Kubeconfig); err != nil {
 			return nil, err
 		}
 	}
