@@ -101,7 +101,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	bus := inmem.New()
 	defer bus.Close()
-	ing, err := ingest.New(ingest.Deps{Store: store, Bus: bus, Logger: log})
+	// Where agents are reached: the published host port (Docker) or the
+	// tenant's Service (Kubernetes).
+	var agentAddr func(berth.Container) string
+	if k, ok := drv.(*kube.Driver); ok {
+		agentAddr = func(c berth.Container) string { return k.AgentAddrOf(c.Name) }
+	}
+	ing, err := ingest.New(ingest.Deps{Store: store, Bus: bus, Logger: log, AgentAddr: agentAddr})
 	if err != nil {
 		return err
 	}
@@ -119,6 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			HealthTimeout: c.healthTimeout,
 			Image:         images.ForPlan,
 			OnChange:      ing.Kick,
+			AgentAddr:     agentAddr,
 		},
 	})
 	if err != nil {

@@ -33,6 +33,9 @@ type Deps struct {
 	Bus      berth.Bus
 	Logger   *slog.Logger
 	Interval time.Duration // how often the set of running containers is re-read; default 2 s
+	// AgentAddr returns host:port of a container's agent; nil means
+	// 127.0.0.1:<AgentPort> (the Docker driver's published port).
+	AgentAddr func(c berth.Container) string
 }
 
 // Ingester follows agents. Run owns every follower goroutine.
@@ -41,6 +44,7 @@ type Ingester struct {
 	bus      berth.Bus
 	log      *slog.Logger
 	interval time.Duration
+	addr     func(c berth.Container) string
 	kick     chan struct{}
 
 	mu        sync.Mutex
@@ -64,7 +68,10 @@ func New(d Deps) (*Ingester, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ingester{store: d.Store, bus: d.Bus, log: d.Logger, interval: d.Interval,
+	if d.AgentAddr == nil {
+		d.AgentAddr = func(c berth.Container) string { return "127.0.0.1:" + strconv.Itoa(c.AgentPort) }
+	}
+	return &Ingester{store: d.Store, bus: d.Bus, log: d.Logger, interval: d.Interval, addr: d.AgentAddr,
 		kick: make(chan struct{}, 1), followers: map[string]*follower{}}, nil
 }
 
@@ -182,7 +189,7 @@ func (i *Ingester) stream(ctx context.Context, c berth.Container) error {
 	if err != nil {
 		return fmt.Errorf("last seq: %w", err)
 	}
-	url := "ws://127.0.0.1:" + strconv.Itoa(c.AgentPort) + "/ws?after_seq=" + strconv.FormatInt(last, 10)
+	url := "ws://" + i.addr(c) + "/ws?after_seq=" + strconv.FormatInt(last, 10)
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{
 		HTTPHeader: http.Header{"Authorization": []string{"Bearer " + c.AgentSecret}},

@@ -265,6 +265,11 @@ func (d *Driver) agentAddr(obj string) string {
 	return fmt.Sprintf("%s.%s.svc:%d", obj, d.ns, berth.AgentPort)
 }
 
+// AgentAddrOf returns the address of a container's agent (its Service's
+// cluster DNS name and port 9000), as Inspect reports it, without asking the
+// API server. The control plane must resolve and reach cluster Services.
+func (d *Driver) AgentAddrOf(name string) string { return d.agentAddr(objectName(name)) }
+
 // Ping reports whether the API server answers; ErrUnavailable when it does not.
 func (d *Driver) Ping(ctx context.Context) error {
 	body, err := d.cs.Discovery().RESTClient().Get().AbsPath("/readyz").Timeout(5 * time.Second).DoRaw(ctx)

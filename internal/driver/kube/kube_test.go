@@ -444,6 +444,9 @@ func TestLongAndOddNames(t *testing.T) {
 	if in.Name != s.Name || in.UserID != s.UserID {
 		t.Errorf("Create = name %q user %q, want %q %q", in.Name, in.UserID, s.Name, s.UserID)
 	}
+	if got := d.AgentAddrOf(s.Name); got != in.AgentAddr || !strings.HasSuffix(got, "."+ns+".svc:9000") {
+		t.Errorf("AgentAddrOf = %q, Inspect's AgentAddr %q", got, in.AgentAddr)
+	}
 	list, err := d.List(ctx)
 	if err != nil || len(list) != 1 || list[0].Name != s.Name {
 		t.Errorf("List = %v, %v", list, err)
