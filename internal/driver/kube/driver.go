@@ -480,7 +480,9 @@ func (d *Driver) Create(ctx context.Context, spec berth.ContainerSpec) (berth.In
 	}
 	sts, err := d.cs.AppsV1().StatefulSets(d.ns).Create(ctx, d.statefulSet(spec, obj), metav1.CreateOptions{})
 	if err != nil {
-		if created {
+		// On AlreadyExists the claim stays: a concurrent Create of the same
+		// name may have won the StatefulSet and relies on it.
+		if created && !apierrors.IsAlreadyExists(err) {
 			_ = d.cs.CoreV1().PersistentVolumeClaims(d.ns).Delete(context.WithoutCancel(ctx), claimName(obj), metav1.DeleteOptions{})
 		}
 		return berth.Instance{}, d.classify(err, "create statefulset for "+spec.Name)
