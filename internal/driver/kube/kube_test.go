@@ -544,3 +544,34 @@ func TestForeignObjectsInvisible(t *testing.T) {
 		t.Errorf("another instance's claim was touched: %v", err)
 	}
 }
+
+// TestConcurrentCreateSameName: one Create wins, the others get
+// ErrConflict, and the winner keeps its claim.
+func TestConcurrentCreateSameName(t *testing.T) {
+	t.Parallel()
+	d, inst := newDriver(t)
+	ctx := ctxFor(t)
+	s := spec(inst, "race")
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = d.Create(ctx, s) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, berth.ErrConflict):
+			t.Errorf("losing Create = %v, want ErrConflict", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d Creates succeeded, want 1 (%v)", ok, errs)
+	}
+	if c, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-"+s.Name+"-0", metav1.GetOptions{}); err != nil || c.DeletionTimestamp != nil {
+		t.Errorf("claim after the race: %v", err)
+	}
+}
