@@ -10,13 +10,14 @@ NPM     ?= npm
 HAVE_NPM := $(shell command -v $(NPM) 2>/dev/null)
 NPMCI   := $(NPM) ci --no-audit --no-fund --prefer-offline
 
-.PHONY: all build run test test-go test-python test-web test-browser test-engine-restart web vet bench docker backends bench-replicas python-image clean help
+.PHONY: all build run test test-go test-python test-web test-browser test-engine-restart web vet bench docker backends bench-replicas test-kube k8s-testenv python-image clean help
 
 all: build
 
 help:
 	@echo "make run    - make sure Docker runs, build berth, start the control plane on :8000"
-	@echo "make test   - the whole suite, against the real Docker Engine"
+	@echo "make test   - the whole suite, against the real Docker Engine and a real kube-apiserver"
+	@echo "make test-kube - only the Kubernetes driver and Helm chart tests (builds the test cluster's binaries once, ~15 min cold)"
 	@echo "make bench  - benchmarks, each beside its baseline (see docs/BENCHMARKS.md)"
 	@echo "make build  - build $(BIN) (static; builds the dashboard first when npm is there)"
 	@echo "make web    - build the TypeScript client and the dashboard into internal/web/dist/app"
@@ -56,7 +57,7 @@ web:
 	@cd clients/typescript && $(NPMCI) >/dev/null && $(NPM) run --silent build
 	@cd web && $(NPMCI) >/dev/null && $(NPM) run --silent build
 
-test: docker backends vet test-go test-python test-web test-browser test-engine-restart
+test: docker backends vet test-go test-kube test-python test-web test-browser test-engine-restart
 
 # Vitest: the TypeScript client (mocked fetch/WebSocket) and the dashboard's
 # components (jsdom).
@@ -84,6 +85,22 @@ test-go:
 test-engine-restart:
 	@echo "==> fault test: Docker Engine restart (stops dockerd for everyone for a few seconds)"
 	@set -o pipefail; BERTH_TEST_DOCKER=1 BERTH_TEST_ENGINE_RESTART=1 $(GO) test -count=1 -timeout 10m -run '^TestFaultEngineRestart$$' -v ./internal/e2e | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|RECOVERY|_test.go'
+
+# The Kubernetes driver and the Helm chart against a real kube-apiserver with
+# etcd, kube-scheduler, kube-controller-manager and kwok's fake nodes on
+# loopback (scripts/k8s-testenv.sh). The binaries are built once from the Go
+# module proxy and cached in $${BERTH_CACHE:-$$HOME/.cache/berth}/k8s: about
+# 15 minutes cold, seconds after. BERTH_TEST_KUBE=1 makes a missing cluster a
+# failure; the tests only ever use BERTH_TEST_KUBECONFIG, never KUBECONFIG.
+k8s-testenv:
+	@scripts/k8s-testenv.sh build
+
+test-kube: k8s-testenv
+	@echo "==> go test: kubernetes driver and helm chart (real kube-apiserver + kwok)"
+	@set -e; out=$$(scripts/k8s-testenv.sh up) || { scripts/k8s-testenv.sh down; exit 1; }; eval "$$out"; \
+	  trap 'scripts/k8s-testenv.sh down' EXIT; \
+	  BERTH_TEST_KUBE=1 BERTH_TEST_KUBECONFIG=$$KUBECONFIG BERTH_HELM=$$BERTH_HELM \
+	    $(GO) test -count=1 -timeout 15m ./internal/driver/kube/
 
 test-python:
 	@echo "==> python sdk tests"

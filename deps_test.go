@@ -63,6 +63,7 @@ func TestImportRules(t *testing.T) {
 		{dir: "workload", only: []string{module + "/api"}},
 		{dir: "internal/agent", forbid: []string{"/internal/server", "/internal/store", "/internal/driver", "/internal/lifecycle", "/internal/ingest", "/internal/bus"}},
 		{dir: "internal/driver/docker", forbid: []string{"/internal/store", "/internal/server", "/internal/bus", "/internal/lifecycle", "/internal/agent"}},
+		{dir: "internal/driver/kube", forbid: []string{"/internal/store", "/internal/server", "/internal/bus", "/internal/lifecycle", "/internal/agent", "/internal/driver/docker"}},
 		{dir: "internal/store/sqlite", forbid: []string{"/internal/driver", "/internal/server", "/internal/bus", "/internal/lifecycle", "/internal/agent"}},
 		{dir: "internal/store/postgres", forbid: []string{"/internal/driver", "/internal/server", "/internal/bus", "/internal/lifecycle", "/internal/agent", "/internal/store/sqlite"}},
 		{dir: "internal/bus/redis", forbid: []string{"/internal/driver", "/internal/store", "/internal/server", "/internal/lifecycle", "/internal/bus/inmem"}},

@@ -20,6 +20,7 @@ import (
 	"github.com/berth/berth/internal/bus/inmem"
 	"github.com/berth/berth/internal/bus/redis"
 	"github.com/berth/berth/internal/driver/docker"
+	"github.com/berth/berth/internal/driver/kube"
 	"github.com/berth/berth/internal/ingest"
 	"github.com/berth/berth/internal/lease"
 	"github.com/berth/berth/internal/lifecycle"
@@ -137,17 +138,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	drv, err := docker.New(ctx, docker.Options{Instance: c.instance, Version: berth.Version})
+	drv, dockerDrv, err := newDriver(ctx, getenv, c.instance)
 	if err != nil {
-		return fmt.Errorf("docker driver: %w", err)
+		return err
 	}
-	images := &imageSource{driver: drv, fixed: c.image, out: stdout}
+	images := &imageSource{driver: dockerDrv, fixed: c.image, out: stdout}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	pingErr := drv.Ping(pingCtx)
 	cancel()
-	if pingErr != nil {
+	if pingErr != nil && dockerDrv == nil {
+		fmt.Fprintf(stdout, "WARNING: the Kubernetes API server is unreachable: %v\n  Container endpoints answer 503 until it answers.\n", pingErr)
+	} else if pingErr != nil {
 		fmt.Fprintf(stdout, "WARNING: the Docker Engine is unreachable: %v\n  Container endpoints answer 503 until it answers. Start it (e.g. `make docker`, or `dockerd &`) — no restart of berth is needed.\n", pingErr)
-	} else if c.image == "" {
+	} else if c.image == "" && dockerDrv != nil {
 		if _, err := images.Default(ctx); err != nil {
 			fmt.Fprintf(stdout, "WARNING: could not build the tenant image: %v\n", err)
 		}
@@ -158,7 +161,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer bus.Close()
-	ing, err := ingest.New(ingest.Deps{Store: o.store, Bus: bus, Logger: log, OnEvent: o.metrics.IngestEvent, Locker: locker})
+	// Where agents are reached: the published host port (Docker) or the
+	// tenant's Service (Kubernetes).
+	var agentAddr func(berth.Container) string
+	if k, ok := drv.(*kube.Driver); ok {
+		agentAddr = func(c berth.Container) string { return k.AgentAddrOf(c.Name) }
+	}
+	ing, err := ingest.New(ingest.Deps{Store: o.store, Bus: bus, Logger: log, OnEvent: o.metrics.IngestEvent, Locker: locker, AgentAddr: agentAddr})
 	if err != nil {
 		return err
 	}
@@ -181,6 +190,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			BackoffMax:    c.backoffMax,
 			CrashWindow:   c.crashWindow,
 			CrashLimit:    c.crashLimit,
+			AgentAddr:     agentAddr,
 		},
 	})
 	if err != nil {
@@ -342,6 +352,33 @@ func openBus(ctx context.Context, getenv func(string) string, instance string, l
 	return b, nil
 }
 
+// newDriver picks the container driver from BERTH_DRIVER: "docker" (the
+// default) or "kubernetes" (KUBECONFIG or the in-cluster service account,
+// namespace BERTH_KUBE_NAMESPACE; see docs/KUBERNETES.md). The Docker driver
+// is also returned as such, since it builds the default tenant image.
+func newDriver(ctx context.Context, getenv func(string) string, instance string) (berth.Driver, *docker.Driver, error) {
+	switch name := envOr(getenv, "BERTH_DRIVER", "docker"); name {
+	case "docker":
+		d, err := docker.New(ctx, docker.Options{Instance: instance, Version: berth.Version})
+		if err != nil {
+			return nil, nil, fmt.Errorf("docker driver: %w", err)
+		}
+		return d, d, nil
+	case "kubernetes", "kube", "k8s":
+		if getenv("BERTH_IMAGE") == "" {
+			return nil, nil, errors.New("BERTH_DRIVER=kubernetes needs BERTH_IMAGE (or a per-plan image): tenant images come from a registry the cluster pulls from")
+		}
+		d, err := kube.New(kube.Options{Instance: instance, Version: berth.Version, Namespace: envOr(getenv, "BERTH_KUBE_NAMESPACE", "default"),
+			Kubeconfig: getenv("KUBECONFIG"), StorageClass: getenv("BERTH_KUBE_STORAGE_CLASS")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("kubernetes driver: %w", err)
+		}
+		return d, nil, nil
+	default:
+		return nil, nil, fmt.Errorf("BERTH_DRIVER=%q: want docker or kubernetes", name)
+	}
+}
+
 // imageSource picks a plan's image, building the default tenant image from
 // this executable when none is configured.
 type imageSource struct {
@@ -369,6 +406,9 @@ func (s *imageSource) Default(ctx context.Context) (string, error) {
 	defer s.mu.Unlock()
 	if s.ref != "" {
 		return s.ref, nil
+	}
+	if s.driver == nil {
+		return "", berth.Errorf(berth.ErrInvalid, "no tenant image configured (BERTH_IMAGE)")
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -47,6 +47,9 @@ type Deps struct {
 	// replica at a time (lease "ingest:<container name>"). Nil: no leasing,
 	// for a control plane that runs alone.
 	Locker berth.Locker
+	// AgentAddr returns host:port of a container's agent; nil means
+	// 127.0.0.1:<AgentPort> (the Docker driver's published port).
+	AgentAddr func(c berth.Container) string
 }
 
 // Ingester follows agents. Run owns every follower goroutine.
@@ -56,6 +59,7 @@ type Ingester struct {
 	log      *slog.Logger
 	interval time.Duration
 	locker   berth.Locker
+	addr     func(c berth.Container) string
 	kick     chan struct{}
 	onEvent  func(berth.Container, api.Event)
 
@@ -84,7 +88,10 @@ func New(d Deps) (*Ingester, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Ingester{store: d.Store, bus: d.Bus, log: d.Logger, interval: d.Interval, locker: d.Locker,
+	if d.AgentAddr == nil {
+		d.AgentAddr = func(c berth.Container) string { return "127.0.0.1:" + strconv.Itoa(c.AgentPort) }
+	}
+	return &Ingester{store: d.Store, bus: d.Bus, log: d.Logger, interval: d.Interval, locker: d.Locker, addr: d.AgentAddr,
 		kick: make(chan struct{}, 1), followers: map[string]*follower{}, onEvent: d.OnEvent}, nil
 }
 
@@ -239,7 +246,7 @@ func (i *Ingester) stream(ctx context.Context, c berth.Container) error {
 	if err != nil {
 		return fmt.Errorf("last seq: %w", err)
 	}
-	url := "ws://127.0.0.1:" + strconv.Itoa(c.AgentPort) + "/ws?after_seq=" + strconv.FormatInt(last, 10)
+	url := "ws://" + i.addr(c) + "/ws?after_seq=" + strconv.FormatInt(last, 10)
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	conn, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{
 		HTTPHeader: http.Header{"Authorization": []string{"Bearer " + c.AgentSecret}},

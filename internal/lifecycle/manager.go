@@ -46,6 +46,10 @@ type Config struct {
 	BackoffMax  time.Duration // default 1 min
 	CrashWindow time.Duration // default 10 min
 	CrashLimit  int           // default 5
+	// AgentAddr returns host:port of a container's agent; nil means
+	// 127.0.0.1:<AgentPort> (the port the Docker driver publishes). The
+	// Kubernetes driver's agents are reached at their Service instead.
+	AgentAddr func(c berth.Container) string
 }
 
 // Deps are the manager's dependencies.
@@ -499,7 +503,11 @@ func (m *Manager) logTail(ctx context.Context, name string) string {
 
 // Agent returns a client for a container's agent.
 func (m *Manager) Agent(c berth.Container) *api.AgentClient {
-	return &api.AgentClient{BaseURL: "http://127.0.0.1:" + strconv.Itoa(c.AgentPort), Secret: c.AgentSecret}
+	addr := "127.0.0.1:" + strconv.Itoa(c.AgentPort)
+	if m.cfg.AgentAddr != nil {
+		addr = m.cfg.AgentAddr(c)
+	}
+	return &api.AgentClient{BaseURL: "http://" + addr, Secret: c.AgentSecret}
 }
 
 // destroy removes the container (and optionally its volume) and its record.
