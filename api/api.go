@@ -99,6 +99,7 @@ type Container struct {
 	OOMKilled       bool       `json:"oom_killed,omitempty"`
 	Plan            string     `json:"plan,omitempty"`
 	Image           string     `json:"image,omitempty"`
+	Runtime         string     `json:"runtime,omitempty"` // OCI runtime: "runc" or "runsc" (gVisor)
 	Limits          *Limits    `json:"limits,omitempty"`
 	EffectiveLimits *Limits    `json:"effective_limits,omitempty"`
 	WebsocketURL    string     `json:"websocket_url,omitempty"`

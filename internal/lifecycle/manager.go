@@ -273,6 +273,9 @@ func (m *Manager) create(ctx context.Context, u berth.User, p berth.Plan, index 
 		Limits:    c.EffectiveLimits,
 		Env:       env,
 		AgentPort: c.AgentPort,
+		Nofile:    p.NofileLimit(),
+		Runtime:   p.Runtime,
+		NoEgress:  !p.EgressAllowed(),
 	})
 	if err != nil {
 		return fail(fmt.Errorf("create container %s: %w", c.Name, err))

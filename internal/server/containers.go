@@ -192,6 +192,14 @@ func (s *server) containerJSON(r *http.Request, o lifecycle.Observed) api.Contai
 		WebsocketURL:    s.websocketURL(r, c.UserID),
 		CreatedAt:       &created,
 	}
+	if o.Instance != nil {
+		out.Runtime = o.Instance.Runtime
+	} else if p, err := s.mgr.Plans().Get(c.Plan); err == nil {
+		out.Runtime = p.Runtime
+	}
+	if out.Runtime == "" {
+		out.Runtime = berth.RuntimeRunc
+	}
 	if o.Instance == nil && c.Status != berth.StatusCreating {
 		out.Status, out.Health = "missing", "unknown"
 	}
