@@ -142,3 +142,38 @@ type Health struct {
 	Docker    string    `json:"docker"` // ok | the reason it is not
 	Version   string    `json:"version"`
 }
+
+// AuditLog answers GET /api/admin/audit: admin actions, newest first.
+type AuditLog struct {
+	Entries []berth.AuditEntry `json:"entries"`
+}
+
+// SecretRequest is the body of PUT /api/containers/{user_id}/secrets/{name}.
+// The value is write-only: no API returns it.
+type SecretRequest struct {
+	Value string `json:"value"`
+}
+
+// Secret is a secret as the API shows it: name and masked hint only.
+type Secret struct {
+	Name      string    `json:"name"`
+	Hint      string    `json:"hint"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SecretList answers GET /api/containers/{user_id}/secrets.
+type SecretList struct {
+	UserID  string   `json:"user_id"`
+	Secrets []Secret `json:"secrets"`
+	// Applies says when a change reaches the containers: environment
+	// variables are fixed when a container is created.
+	Applies string `json:"applies"`
+}
+
+// SecretResponse answers PUT and DELETE of one secret.
+type SecretResponse struct {
+	Success bool    `json:"success"`
+	UserID  string  `json:"user_id"`
+	Secret  *Secret `json:"secret,omitempty"`
+	Applies string  `json:"applies"`
+}

@@ -29,6 +29,8 @@ Usage:
   berth serve     run the control plane (API on :8000)
   berth agent     run the agent inside a tenant container (API on :9000)
   berth workload  run a bundled workload (the engagement simulation)
+  berth firewall  install, remove or check the host firewall rules
+  berth secrets   rotate the master key of the encrypted secrets
   berth version   print the version
 
 Run "berth <command> --help" for a command's flags.
@@ -47,6 +49,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return agentCmd(ctx, rest, getenv, stdout, stderr)
 	case "workload":
 		return workloadCmd(ctx, rest, getenv, stdout, stderr)
+	case "firewall":
+		return firewallCmd(ctx, rest, getenv, stdout, stderr)
+	case "secrets":
+		return secretsCmd(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		return versionCmd(stdout)
 	case "help", "--help", "-h":

@@ -21,6 +21,7 @@ import (
 	"github.com/berth/berth/internal/ingest"
 	"github.com/berth/berth/internal/lifecycle"
 	"github.com/berth/berth/internal/planfile"
+	"github.com/berth/berth/internal/secrets"
 	"github.com/berth/berth/internal/server"
 	"github.com/berth/berth/internal/store/sqlite"
 )
@@ -79,10 +80,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer store.Close()
+	keyring, keySrc, err := secrets.Load(getenv, c.dataDir)
+	if err != nil {
+		return err
+	}
+	vault, err := secrets.NewVault(keyring, store)
+	if err != nil {
+		return err
+	}
+	security, err := securityConfig(getenv)
+	if err != nil {
+		return err
+	}
 
-	drv, err := docker.New(ctx, docker.Options{Instance: c.instance, Version: berth.Version})
+	drv, err := docker.New(ctx, docker.Options{Instance: c.instance, Version: berth.Version, SubnetPool: getenv("BERTH_SUBNET_POOL")})
 	if err != nil {
 		return fmt.Errorf("docker driver: %w", err)
+	}
+	if err := setupFirewall(ctx, getenv("BERTH_FIREWALL"), c.instance, drv, stdout); err != nil {
+		return err
 	}
 	images := &imageSource{driver: drv, fixed: c.image, out: stdout}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -116,6 +132,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			HealthTimeout: c.healthTimeout,
 			Image:         images.ForPlan,
 			OnChange:      ing.Kick,
+			Env:           vault.Env,
 		},
 	})
 	if err != nil {
@@ -125,6 +142,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	handler, err := server.NewServer(server.Deps{
 		Store: store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
 		Version: berth.Version, PublicURL: c.publicURL, Done: shutdown,
+		Security: security, Audit: store, Vault: vault,
 	})
 	if err != nil {
 		return err
@@ -141,6 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	fmt.Fprintf(stdout, "Berth %s control plane listening on %s (instance %q, data in %s, plans: %s)\n",
 		berth.Version, displayURL(ln.Addr()), c.instance, c.dataDir, strings.Join(plans.Names(), ", "))
+	fmt.Fprintf(stdout, "Secrets: AES-256-GCM, master key %s from %s\n", keyring.CurrentID(), keySrc.Describe())
 	if generated {
 		fmt.Fprintf(stdout, "Admin token (generated, stored in %s; shown once): %s\n", filepath.Join(c.dataDir, "admin-token"), adminToken)
 	} else {

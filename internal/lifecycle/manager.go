@@ -36,6 +36,9 @@ type Config struct {
 	// OnChange, when set, is called after a container's recorded state
 	// changed (the ingester re-reads which agents to follow). It must not block.
 	OnChange func()
+	// Env, when set, returns a user's extra environment (their opened
+	// secrets) for every container created for them. Values are never logged.
+	Env func(ctx context.Context, userID string) (map[string]string, error)
 }
 
 // Deps are the manager's dependencies.
@@ -261,6 +264,17 @@ func (m *Manager) create(ctx context.Context, u berth.User, p berth.Plan, index 
 		api.EnvUserID:        u.ID,
 		api.EnvContainerName: c.Name,
 		api.EnvPlan:          p.Name,
+	}
+	if m.cfg.Env != nil {
+		extra, err := m.cfg.Env(ctx, u.ID)
+		if err != nil {
+			return fail(fmt.Errorf("secrets of %s: %w", u.ID, err))
+		}
+		for k, v := range extra {
+			if _, reserved := env[k]; !reserved {
+				env[k] = v
+			}
+		}
 	}
 	for k, v := range opts.Secrets {
 		env[k] = v

@@ -67,6 +67,18 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		opts.Secrets = map[string]string{"ANTHROPIC_API_KEY": req.AnthropicAPIKey}
+		if s.vault != nil {
+			// Sealed at rest, so every later creation of the user's
+			// containers gets it too (never stored in plaintext).
+			if err := berth.ValidateUserID(req.UserID); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if _, err := s.vault.Put(r.Context(), req.UserID, "ANTHROPIC_API_KEY", req.AnthropicAPIKey); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
 	}
 	c, err := s.mgr.Create(r.Context(), req.UserID, req.Plan, opts)
 	if err != nil {

@@ -19,6 +19,11 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/automation/{user_id}/actions", s.owner(s.handleAutomationActions))
 	mux.Handle("GET /api/automation/{user_id}/workflows", s.owner(s.handleAutomationWorkflows))
 
+	mux.Handle("GET /api/containers/{user_id}/secrets", s.owner(s.handleSecretsList))
+	mux.Handle("PUT /api/containers/{user_id}/secrets/{name}", s.owner(s.handleSecretPut))
+	mux.Handle("DELETE /api/containers/{user_id}/secrets/{name}", s.owner(s.handleSecretDelete))
+	mux.Handle("GET /api/admin/audit", s.admin(s.handleAdminAudit))
+
 	mux.HandleFunc("GET /ws/admin", s.handleAdminWS)
 	mux.HandleFunc("GET /ws/{user_id}", s.handleUserWS)
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth/berth"
 	"github.com/berth/berth/internal/lifecycle"
+	"github.com/berth/berth/internal/secrets"
 )
 
 // Deps are what the server needs. Store, Manager and AdminToken are required.
@@ -30,6 +31,13 @@ type Deps struct {
 	// Done, when closed, ends every WebSocket stream (graceful shutdown:
 	// http.Server.Shutdown does not track hijacked connections).
 	Done <-chan struct{}
+	// Security configures rate limits, CORS and deadlines (hardening.go).
+	Security Security
+	// Audit, when set, records every admin-authenticated request.
+	Audit berth.AuditLog
+	// Vault, when set, keeps tenant secrets (the secrets endpoints answer
+	// 503 without it).
+	Vault *secrets.Vault
 }
 
 type server struct {
@@ -43,6 +51,9 @@ type server struct {
 	publicURL string
 	now       func() time.Time
 	done      <-chan struct{}
+	sec       Security
+	audit     berth.AuditLog
+	vault     *secrets.Vault
 }
 
 // NewServer checks deps and returns the control plane's HTTP handler.
@@ -63,6 +74,9 @@ func NewServer(d Deps) (http.Handler, error) {
 		publicURL: d.PublicURL,
 		now:       d.Now,
 		done:      d.Done,
+		sec:       d.Security.withDefaults(),
+		audit:     d.Audit,
+		vault:     d.Vault,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -72,7 +86,7 @@ func NewServer(d Deps) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return s.middleware(mux), nil
+	return s.harden(s.middleware(mux)), nil
 }
 
 type ctxKey int

@@ -121,6 +121,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
 	for _, q := range []string{
 		`DELETE FROM tokens WHERE user_id = ?`,
 		`DELETE FROM containers WHERE user_id = ?`,
+		`DELETE FROM tenant_secrets WHERE user_id = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return mapErr(op, err)
