@@ -44,6 +44,7 @@ type Instance struct {
 	Running    bool
 	ExitCode   int
 	OOMKilled  bool
+	OOMKills   int64  // processes OOM-killed in the container while it ran (0 when unknown)
 	Error      string // the runtime's last error, if any
 	CreatedAt  time.Time
 	StartedAt  time.Time

@@ -97,6 +97,7 @@ type Container struct {
 	LastError       string     `json:"last_error,omitempty"`
 	ExitCode        *int       `json:"exit_code,omitempty"`
 	OOMKilled       bool       `json:"oom_killed,omitempty"`
+	OOMKills        int64      `json:"oom_kills,omitempty"` // processes the kernel OOM-killed in the running container
 	Plan            string     `json:"plan,omitempty"`
 	Image           string     `json:"image,omitempty"`
 	Runtime         string     `json:"runtime,omitempty"` // OCI runtime: "runc" or "runsc" (gVisor)

@@ -7,13 +7,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/berth/berth"
 	"github.com/berth/berth/internal/driver/docker"
 	"github.com/berth/berth/internal/firewall"
 )
 
 // newFirewall returns the host firewall of an instance's tenant networks.
 func newFirewall(instance string, drv *docker.Driver) (*firewall.Firewall, error) {
-	return firewall.New(firewall.Config{Instance: instance, BridgePrefix: docker.BridgePrefix(instance), Pool: drv.Pool()})
+	return firewall.New(firewall.Config{Instance: instance, BridgePrefix: docker.BridgePrefix(instance), NoEgressPrefix: docker.NoEgressBridgePrefix(instance), Pool: drv.Pool()})
 }
 
 // setupFirewall installs the instance's host firewall rules according to
@@ -21,11 +22,21 @@ func newFirewall(instance string, drv *docker.Driver) (*firewall.Firewall, error
 // default: install when running as root with iptables, warn otherwise).
 // The rules stay when berth stops (tenant containers keep running);
 // `berth firewall remove` deletes them when an instance is decommissioned.
-func setupFirewall(ctx context.Context, mode, instance string, drv *docker.Driver, stdout io.Writer) error {
+// A plan with egress off is enforced only by these rules, so without them
+// berth refuses to start rather than silently give such plans the internet.
+func setupFirewall(ctx context.Context, mode, instance string, drv *docker.Driver, plans berth.Plans, stdout io.Writer) error {
 	switch mode {
 	case "", "auto", "on", "off":
 	default:
 		return fmt.Errorf("BERTH_FIREWALL must be on, off or auto, got %q", mode)
+	}
+	for _, p := range plans {
+		if !p.EgressAllowed() && mode == "off" {
+			return fmt.Errorf("plan %s has egress off, which the host firewall enforces: BERTH_FIREWALL=off is not allowed with it", p.Name)
+		}
+		if !p.EgressAllowed() && (os.Geteuid() != 0 || !firewall.Available("")) {
+			mode = "on" // fail below, naming what is missing
+		}
 	}
 	if mode == "off" {
 		fmt.Fprintln(stdout, "WARNING: BERTH_FIREWALL=off: tenants can reach the host's services and private networks")

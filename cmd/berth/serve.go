@@ -97,7 +97,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("docker driver: %w", err)
 	}
-	if err := setupFirewall(ctx, getenv("BERTH_FIREWALL"), c.instance, drv, stdout); err != nil {
+	if err := setupFirewall(ctx, getenv("BERTH_FIREWALL"), c.instance, drv, plans, stdout); err != nil {
 		return err
 	}
 	images := &imageSource{driver: drv, fixed: c.image, out: stdout}

@@ -19,6 +19,9 @@
 //	                     link-local, multicast and reserved ranges and to
 //	                     the subnet pool are dropped; the rest (internet)
 //	                     continues to Docker's rules.
+//	BERTH-<instance>-NO  hooked the same way for the bridges of egress-off
+//	                     networks ("-i <no-egress prefix>+", also hooked
+//	                     into -IN): replies pass, everything else is dropped.
 //
 // Every tenant bridge of an instance is named <prefix><8 hex> (see
 // docker.BridgePrefix), so the rules never change as containers come and go.
@@ -54,17 +57,20 @@ var Blocked = []string{
 
 // Config describes one instance's rules.
 type Config struct {
-	Instance     string       // the berth instance
-	BridgePrefix string       // every tenant bridge's name starts with it (at most 14 characters)
-	Pool         netip.Prefix // the tenant subnet pool, blocked as a destination too
+	Instance     string // the berth instance
+	BridgePrefix string // every tenant bridge's name starts with it (at most 14 characters)
+	// NoEgressPrefix starts the bridge names of egress-off networks; none
+	// when empty.
+	NoEgressPrefix string
+	Pool           netip.Prefix // the tenant subnet pool, blocked as a destination too
 	// Command is the iptables executable; "iptables" when empty.
 	Command string
 }
 
 // Firewall manages the rules of one instance.
 type Firewall struct {
-	cfg           Config
-	inChain, fwCh string
+	cfg                 Config
+	inChain, fwCh, noCh string
 }
 
 // New checks cfg.
@@ -72,16 +78,19 @@ func New(cfg Config) (*Firewall, error) {
 	if cfg.Instance == "" || cfg.BridgePrefix == "" || len(cfg.BridgePrefix) > 14 {
 		return nil, errors.New("firewall: Instance and a BridgePrefix of 1-14 characters are required")
 	}
-	for _, r := range cfg.BridgePrefix {
+	if len(cfg.NoEgressPrefix) > 14 || cfg.NoEgressPrefix == cfg.BridgePrefix {
+		return nil, errors.New("firewall: NoEgressPrefix must differ from BridgePrefix and have at most 14 characters")
+	}
+	for _, r := range cfg.BridgePrefix + cfg.NoEgressPrefix {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
-			return nil, fmt.Errorf("firewall: bridge prefix %q must be [a-z0-9]", cfg.BridgePrefix)
+			return nil, fmt.Errorf("firewall: bridge prefixes %q, %q must be [a-z0-9]", cfg.BridgePrefix, cfg.NoEgressPrefix)
 		}
 	}
 	if cfg.Command == "" {
 		cfg.Command = "iptables"
 	}
 	base := ChainBase(cfg.Instance)
-	return &Firewall{cfg: cfg, inChain: base + "-IN", fwCh: base + "-FW"}, nil
+	return &Firewall{cfg: cfg, inChain: base + "-IN", fwCh: base + "-FW", noCh: base + "-NO"}, nil
 }
 
 // ChainBase returns BERTH-<instance>, or BERTH-<8 hex of its sha256> when
@@ -96,6 +105,9 @@ func ChainBase(instance string) string {
 
 // Chains returns the names of the instance's INPUT and FORWARD chains.
 func (f *Firewall) Chains() (in, fw string) { return f.inChain, f.fwCh }
+
+// NoEgressChain returns the name of the chain of egress-off bridges.
+func (f *Firewall) NoEgressChain() string { return f.noCh }
 
 // Available reports whether the iptables command can be run.
 func Available(command string) bool {
@@ -144,23 +156,39 @@ func (f *Firewall) fwRules() [][]string {
 	return rules
 }
 
+func (f *Firewall) noRules() [][]string {
+	return [][]string{
+		{"-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"},
+		{"-j", "DROP"},
+	}
+}
+
 // hooks are the jumps into the chains: (chain, rule) pairs.
 func (f *Firewall) hooks(ctx context.Context) [][]string {
-	match := f.cfg.BridgePrefix + "+"
 	fwd := "DOCKER-USER"
 	if f.run(ctx, "-n", "-L", "DOCKER-USER") != nil {
 		fwd = "FORWARD"
 	}
-	return [][]string{
+	return f.hooksVia(fwd)
+}
+
+func (f *Firewall) hooksVia(fwd string) [][]string {
+	match := f.cfg.BridgePrefix + "+"
+	hs := [][]string{
 		{"INPUT", "-i", match, "-j", f.inChain},
 		{fwd, "-i", match, "-j", f.fwCh},
 	}
+	if f.cfg.NoEgressPrefix != "" {
+		no := f.cfg.NoEgressPrefix + "+"
+		hs = append(hs, []string{"INPUT", "-i", no, "-j", f.inChain}, []string{fwd, "-i", no, "-j", f.noCh})
+	}
+	return hs
 }
 
 // Install creates (or refreshes) the chains and hooks them first into INPUT
 // and DOCKER-USER. Idempotent; safe while containers run.
 func (f *Firewall) Install(ctx context.Context) error {
-	for chain, rules := range map[string][][]string{f.inChain: f.inRules(), f.fwCh: f.fwRules()} {
+	for chain, rules := range map[string][][]string{f.inChain: f.inRules(), f.fwCh: f.fwRules(), f.noCh: f.noRules()} {
 		if f.run(ctx, "-n", "-L", chain) != nil {
 			if err := f.run(ctx, "-N", chain); err != nil {
 				return fmt.Errorf("firewall: %w", err)
@@ -189,12 +217,7 @@ func (f *Firewall) Install(ctx context.Context) error {
 // Remove deletes the hooks and the chains. Rules already gone are fine.
 func (f *Firewall) Remove(ctx context.Context) error {
 	var errs []error
-	match := f.cfg.BridgePrefix + "+"
-	for _, h := range [][]string{
-		{"INPUT", "-i", match, "-j", f.inChain},
-		{"DOCKER-USER", "-i", match, "-j", f.fwCh},
-		{"FORWARD", "-i", match, "-j", f.fwCh},
-	} {
+	for _, h := range append(f.hooksVia("DOCKER-USER"), f.hooksVia("FORWARD")...) {
 		for i := 0; i < 10 && f.run(ctx, append([]string{"-C", h[0]}, h[1:]...)...) == nil; i++ {
 			if err := f.run(ctx, append([]string{"-D", h[0]}, h[1:]...)...); err != nil {
 				errs = append(errs, err)
@@ -202,7 +225,7 @@ func (f *Firewall) Remove(ctx context.Context) error {
 			}
 		}
 	}
-	for _, chain := range []string{f.inChain, f.fwCh} {
+	for _, chain := range []string{f.inChain, f.fwCh, f.noCh} {
 		if f.run(ctx, "-n", "-L", chain) != nil {
 			continue
 		}

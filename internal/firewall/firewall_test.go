@@ -58,7 +58,7 @@ func TestInstallRemoveReal(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	f, err := New(Config{Instance: "fwtest-" + strings.ToLower(t.Name()[:4]), BridgePrefix: "bzzfw", Pool: netip.MustParsePrefix("10.213.0.0/16")})
+	f, err := New(Config{Instance: "fwtest-" + strings.ToLower(t.Name()[:4]), BridgePrefix: "bzzfw", NoEgressPrefix: "xzzfw", Pool: netip.MustParsePrefix("10.213.0.0/16")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,10 @@ func TestInstallRemoveReal(t *testing.T) {
 	if err := f.Remove(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rules := save(t); strings.Contains(rules, in) || strings.Contains(rules, fw) {
+	if !strings.Contains(rules, "-A INPUT -i xzzfw+ -j "+in) || !strings.Contains(rules, "-i xzzfw+ -j "+f.NoEgressChain()) {
+		t.Errorf("no-egress hooks missing:\n%s", rules)
+	}
+	if rules := save(t); strings.Contains(rules, in) || strings.Contains(rules, fw) || strings.Contains(rules, f.NoEgressChain()) {
 		t.Errorf("rules left after Remove:\n%s", rules)
 	}
 	if err := f.Remove(ctx); err != nil {

@@ -219,6 +219,13 @@ func (s *server) containerJSON(r *http.Request, o lifecycle.Observed) api.Contai
 		code := o.Instance.ExitCode
 		out.ExitCode, out.OOMKilled = &code, o.Instance.OOMKilled
 	}
+	if o.Instance != nil && (o.Instance.OOMKilled || o.Instance.OOMKills > 0) {
+		// The engine saw the kernel OOM-kill a process of the container
+		// (the container itself, or a process in it, which the kernel
+		// picked as the largest).
+		out.OOMKilled = true
+		out.OOMKills = o.Instance.OOMKills
+	}
 	if c.Status == berth.StatusRunning && !c.StartedAt.IsZero() {
 		st := c.StartedAt
 		out.StartedAt = &st

@@ -399,6 +399,9 @@ func toInstance(c container.InspectResponse) berth.Instance {
 		in.Running = s.Running
 		in.ExitCode = s.ExitCode
 		in.OOMKilled = s.OOMKilled
+		if s.Running {
+			in.OOMKills = oomKills(c.ID)
+		}
 		in.Error = s.Error
 		in.StartedAt = parseTime(s.StartedAt)
 		in.FinishedAt = parseTime(s.FinishedAt)

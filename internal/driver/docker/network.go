@@ -23,8 +23,11 @@ const (
 	DefaultSubnetBits = 28
 )
 
-// labelNetwork marks a per-container network.
-const labelNetwork = "berth.network"
+// labelNetwork marks a per-container network; labelEgress says "on" or "off".
+const (
+	labelNetwork = "berth.network"
+	LabelEgress  = "berth.egress"
+)
 
 // BridgePrefix returns the prefix of the Linux bridge names of an instance's
 // tenant networks: "b" + 6 hex of sha256(instance). Every tenant bridge is
@@ -36,9 +39,22 @@ func BridgePrefix(instance string) string {
 	return "b" + hex.EncodeToString(sum[:])[:6]
 }
 
-func (d *Driver) bridgeName(netName string) string {
+// NoEgressBridgePrefix is the prefix of the bridges of egress-off networks
+// ("x" instead of "b"): the host firewall drops every connection they open
+// through the host. (Docker's --internal networks cannot be used: the engine
+// does not publish ports on them, so the control plane could not reach the
+// agent on 127.0.0.1.)
+func NoEgressBridgePrefix(instance string) string {
+	return "x" + BridgePrefix(instance)[1:]
+}
+
+func (d *Driver) bridgeName(netName string, noEgress bool) string {
 	sum := sha256.Sum256([]byte(netName))
-	return BridgePrefix(d.instance) + hex.EncodeToString(sum[:])[:8]
+	prefix := BridgePrefix(d.instance)
+	if noEgress {
+		prefix = NoEgressBridgePrefix(d.instance)
+	}
+	return prefix + hex.EncodeToString(sum[:])[:8]
 }
 
 // NetworkName returns the name of a tenant container's own network.
@@ -99,7 +115,8 @@ func (d *Driver) usedSubnets(ctx context.Context) ([]netip.Prefix, error) {
 }
 
 // ensureTenantNetwork returns the container's own bridge network, creating
-// it with a free subnet of the pool. Internal (no route out) when noEgress.
+// it with a free subnet of the pool. Egress-off networks get a bridge name
+// the host firewall recognises (NoEgressBridgePrefix).
 // Race-safe: creations in this process are serialised, and the engine
 // refuses a subnet that overlaps an existing network (another process got
 // it first), in which case the next free one is tried.
@@ -113,10 +130,7 @@ func (d *Driver) ensureTenantNetwork(ctx context.Context, spec berth.ContainerSp
 		if n.Labels[berth.LabelInstance] != d.instance {
 			return "", "", berth.Errorf(berth.ErrConflict, "network %s exists but does not belong to instance %s", name, d.instance)
 		}
-		if n.Internal == spec.NoEgress && len(n.Containers) == 0 {
-			return name, n.ID, nil
-		}
-		if n.Internal == spec.NoEgress {
+		if (n.Labels[LabelEgress] == berth.EgressOff) == spec.NoEgress {
 			return name, n.ID, nil
 		}
 		// The plan's egress changed: make the network again.
@@ -145,17 +159,21 @@ func (d *Driver) ensureTenantNetwork(ctx context.Context, spec berth.ContainerSp
 			continue
 		}
 		gw := sub.Addr().Next()
+		egress := berth.EgressOn
+		if spec.NoEgress {
+			egress = berth.EgressOff
+		}
 		resp, err := d.cli.NetworkCreate(ctx, name, network.CreateOptions{
-			Driver:   "bridge",
-			Internal: spec.NoEgress,
+			Driver: "bridge",
 			Labels: map[string]string{
+				LabelEgress:         egress,
 				berth.LabelInstance: d.instance,
 				berth.LabelUser:     spec.UserID,
 				berth.LabelName:     spec.Name,
 				labelNetwork:        "tenant",
 			},
 			Options: map[string]string{
-				"com.docker.network.bridge.name":       d.bridgeName(name),
+				"com.docker.network.bridge.name":       d.bridgeName(name, spec.NoEgress),
 				"com.docker.network.bridge.enable_icc": "false",
 			},
 			IPAM: &network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: sub.String(), Gateway: gw.String()}}},
