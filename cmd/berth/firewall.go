@@ -14,7 +14,8 @@ import (
 
 // newFirewall returns the host firewall of an instance's tenant networks.
 func newFirewall(instance string, drv *docker.Driver) (*firewall.Firewall, error) {
-	return firewall.New(firewall.Config{Instance: instance, BridgePrefix: docker.BridgePrefix(instance), NoEgressPrefix: docker.NoEgressBridgePrefix(instance), Pool: drv.Pool()})
+	rc, _ := os.ReadFile("/etc/resolv.conf")
+	return firewall.New(firewall.Config{Instance: instance, BridgePrefix: docker.BridgePrefix(instance), NoEgressPrefix: docker.NoEgressBridgePrefix(instance), Pool: drv.Pool(), DNS: firewall.HostResolvers(string(rc))})
 }
 
 // setupFirewall installs the instance's host firewall rules according to

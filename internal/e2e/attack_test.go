@@ -253,6 +253,11 @@ func runAttacks(t *testing.T, plan string, pidsLimit int) {
 	if r := attack(t, mName, "connect", "127.0.0.1:9000"); !r.OK {
 		t.Fatalf("control: own agent unreachable (%s): the attack results below would mean nothing", r.Raw)
 	}
+	// Egress on: the host's resolvers answer (they are allowed on port 53
+	// even in a private range), but never with another tenant's address.
+	if r := attack(t, mName, "resolve", "localhost.invalid"); r.Err != "" && strings.Contains(r.Err, "timeout") {
+		t.Errorf("DNS through the host's resolvers timed out: %s", r.Raw)
+	}
 	if r := attack(t, mName, "write", "/tmp/ok"); !r.OK {
 		t.Errorf("write /tmp: %s", r.Raw)
 	}

@@ -63,8 +63,27 @@ type Config struct {
 	// when empty.
 	NoEgressPrefix string
 	Pool           netip.Prefix // the tenant subnet pool, blocked as a destination too
+	// DNS are resolvers tenants with egress may query on port 53 even when
+	// they are in a blocked range (Docker's embedded DNS forwards a
+	// container's queries to the host's resolvers from the container).
+	DNS []netip.Addr
 	// Command is the iptables executable; "iptables" when empty.
 	Command string
+}
+
+// HostResolvers returns the IPv4 nameservers of a resolv.conf that are not
+// loopback (Docker does not forward to those).
+func HostResolvers(resolvConf string) []netip.Addr {
+	var out []netip.Addr
+	for _, line := range strings.Split(resolvConf, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if a, err := netip.ParseAddr(f[1]); err == nil && a.Is4() && !a.IsLoopback() {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // Firewall manages the rules of one instance.
@@ -138,6 +157,11 @@ func (f *Firewall) inRules() [][]string {
 
 func (f *Firewall) fwRules() [][]string {
 	rules := [][]string{{"-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"}}
+	for _, a := range f.cfg.DNS {
+		for _, proto := range []string{"udp", "tcp"} {
+			rules = append(rules, []string{"-d", a.String() + "/32", "-p", proto, "--dport", "53", "-j", "RETURN"})
+		}
+	}
 	dst := append([]string(nil), Blocked...)
 	if f.cfg.Pool.IsValid() {
 		covered := false
