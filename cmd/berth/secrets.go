@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth/berth/internal/secrets"
 	"github.com/berth/berth/internal/server"
@@ -22,6 +23,13 @@ func securityConfig(getenv func(string) string) (server.Security, error) {
 	}
 	if sec.AddrRate, sec.AddrBurst, err = parseRate(getenv("BERTH_RATE_LIMIT_ADDR")); err != nil {
 		return sec, fmt.Errorf("BERTH_RATE_LIMIT_ADDR: %w", err)
+	}
+	if v := getenv("BERTH_READ_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return sec, fmt.Errorf("BERTH_READ_TIMEOUT: %q must be a duration like 30s", v)
+		}
+		sec.ReadTimeout = d
 	}
 	for _, o := range strings.Split(getenv("BERTH_CORS_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {
