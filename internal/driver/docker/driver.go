@@ -322,6 +322,7 @@ func (d *Driver) Create(ctx context.Context, spec berth.ContainerSpec) (berth.In
 		Privileged:     false,
 		Init:           &noInit,
 		IpcMode:        container.IPCModePrivate,
+		CgroupnsMode:   container.CgroupnsModePrivate, // cgroup v1 engines default to the host's
 		LogConfig: container.LogConfig{
 			Type:   "json-file",
 			Config: map[string]string{"max-size": "10m", "max-file": "3"},
