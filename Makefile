@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/berth/berth.Version=$(VERSION)
 BIN     := bin/berth
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-go test-python vet bench docker python-image clean help
+.PHONY: all build run test test-go test-python vet bench docker runsc python-image clean help
 
 all: build
 
@@ -24,6 +24,12 @@ build:
 docker:
 	@scripts/ensure-docker.sh
 
+# gVisor's runsc for the sandboxed plan tier: built once with the Go
+# toolchain (about 5.5 min cold), cached in $${BERTH_CACHE:-~/.cache/berth}/bin,
+# registered with dockerd. A no-op when already registered.
+runsc: docker
+	@scripts/ensure-runsc.sh
+
 # The control plane builds the tenant image (FROM scratch, from its own
 # binary) at start when it is missing.
 run: docker build
@@ -39,7 +45,7 @@ vet:
 	@$(GO) vet ./...
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
 
-test: docker vet test-go test-python
+test: docker runsc vet test-go test-python
 
 # BERTH_TEST_DOCKER=1 makes every Docker-backed test fail (never skip) when
 # the engine cannot be reached.
