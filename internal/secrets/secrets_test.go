@@ -191,3 +191,18 @@ func TestReloadAfterRotation(t *testing.T) {
 		t.Fatalf("Open after rotation = %q, %v", pt, err)
 	}
 }
+
+func TestSealEnv(t *testing.T) {
+	t.Parallel()
+	kr, _ := NewKeyring(NewKey())
+	sealed, err := kr.SealEnv("c1", map[string]string{"K": "secret-value"})
+	if err != nil || strings.Contains(sealed["K"], "secret-value") {
+		t.Fatalf("SealEnv = %v, %v", sealed, err)
+	}
+	if env, err := kr.OpenEnv("c1", sealed); err != nil || env["K"] != "secret-value" {
+		t.Fatalf("OpenEnv = %v, %v", env, err)
+	}
+	if _, err := kr.OpenEnv("c2", sealed); err == nil {
+		t.Error("sealed env of one container opened for another")
+	}
+}
