@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/berth/berth.Version=$(VERSION)
 BIN     := bin/berth
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-go test-python vet bench docker runsc python-image clean help
+.PHONY: all build run test test-go test-python test-engine-restart vet bench docker runsc python-image clean help
 
 all: build
 
@@ -45,13 +45,18 @@ vet:
 	@$(GO) vet ./...
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
 
-test: docker runsc vet test-go test-python
+test: docker runsc vet test-go test-python test-engine-restart
 
 # BERTH_TEST_DOCKER=1 makes every Docker-backed test fail (never skip) when
 # the engine cannot be reached.
 test-go:
 	@echo "==> go test (with the real Docker Engine)"
 	@BERTH_TEST_DOCKER=1 $(GO) test -count=1 -timeout 20m ./...
+
+# Restarts dockerd for the whole machine, so it runs alone, at the very end.
+test-engine-restart:
+	@echo "==> fault test: Docker Engine restart (stops dockerd for everyone for a few seconds)"
+	@set -o pipefail; BERTH_TEST_DOCKER=1 BERTH_TEST_ENGINE_RESTART=1 $(GO) test -count=1 -timeout 10m -run '^TestFaultEngineRestart$$' -v ./internal/e2e | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|RECOVERY|_test.go'
 
 test-python:
 	@echo "==> python sdk tests"

@@ -54,6 +54,10 @@ const (
 	EventDied      = "died"
 	EventRemoved   = "removed"
 	EventFailed    = "failed"
+	EventRecreated = "recreated" // removed behind Berth's back, made again on its volume
+	EventUnhealthy = "unhealthy" // the agent stopped answering /health
+	EventIdle      = "idle_stopped"
+	EventPlan      = "plan_changed"
 )
 
 // ContainerLog is one lifecycle event of a container.

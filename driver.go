@@ -113,3 +113,32 @@ type Driver interface {
 	// List returns every container of this instance.
 	List(ctx context.Context) ([]Instance, error)
 }
+
+// RuntimeEvent is one thing the engine reports about a tenant container:
+// it started, died, was OOM-killed, stopped or was destroyed.
+type RuntimeEvent struct {
+	Name     string    // the container's berth name
+	Action   string    // one of the Runtime* actions below
+	ExitCode int       // for RuntimeDied
+	Time     time.Time // when the engine saw it
+}
+
+// Runtime event actions.
+const (
+	RuntimeStarted   = "start"
+	RuntimeDied      = "die"
+	RuntimeOOM       = "oom"
+	RuntimeStopped   = "stop"
+	RuntimeDestroyed = "destroy"
+)
+
+// EventSource is an optional Driver feature: a stream of runtime events of
+// this instance's containers, so that drift is repaired promptly instead of
+// at the next full pass.
+type EventSource interface {
+	// Events streams events until ctx is done or the stream breaks; then the
+	// error channel delivers one error (ctx.Err() on cancellation) and both
+	// channels are closed. Events missed while no stream is open are not
+	// replayed: the caller does a full pass after reconnecting.
+	Events(ctx context.Context) (<-chan RuntimeEvent, <-chan error)
+}

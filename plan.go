@@ -3,6 +3,7 @@ package berth
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // GiB is 2^30 bytes.
@@ -29,6 +30,9 @@ type Plan struct {
 	// (an internal network). Private ranges and metadata addresses are
 	// always blocked by the host firewall.
 	Egress string `json:"egress,omitempty" yaml:"egress"`
+	// IdleTimeout stops a container after this long without activity (see
+	// lifecycle.Activity for what counts); 0 never stops it.
+	IdleTimeout time.Duration `json:"idle_timeout,omitempty" yaml:"idle_timeout"`
 }
 
 // Sandbox settings a plan may choose. Nothing else about a tenant
@@ -89,6 +93,10 @@ func (p Plan) Validate() error {
 		return Errorf(ErrInvalid, "plan %s: runtime must be %q or %q", p.Name, RuntimeRunc, RuntimeRunsc)
 	case p.Egress != "" && p.Egress != EgressOn && p.Egress != EgressOff:
 		return Errorf(ErrInvalid, "plan %s: egress must be %q or %q", p.Name, EgressOn, EgressOff)
+	case p.IdleTimeout < 0:
+		return Errorf(ErrInvalid, "plan %s: idle_timeout must not be negative", p.Name)
+	case p.IdleTimeout > 0 && p.IdleTimeout < time.Second:
+		return Errorf(ErrInvalid, "plan %s: idle_timeout must be 0 (never) or at least 1s", p.Name)
 	}
 	return nil
 }

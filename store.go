@@ -44,6 +44,13 @@ type Store interface {
 	DeleteContainer(ctx context.Context, name string) error
 	// UsedAgentPorts returns every agent port recorded.
 	UsedAgentPorts(ctx context.Context) ([]int, error)
+	// SetContainerSecrets replaces the extra environment (API keys) a
+	// container was created with, so that it can be re-created with it.
+	// ErrNotFound when there is no such container record. Secrets go when
+	// the record goes. They are never returned by the API nor logged.
+	SetContainerSecrets(ctx context.Context, name string, secrets map[string]string) error
+	// ContainerSecrets returns them; an empty map when there are none.
+	ContainerSecrets(ctx context.Context, name string) (map[string]string, error)
 
 	// AppendLog records a lifecycle event.
 	AppendLog(ctx context.Context, l ContainerLog) error

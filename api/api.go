@@ -109,6 +109,29 @@ type Container struct {
 	UptimeSeconds   int64      `json:"uptime_seconds"`
 	TotalActions    int64      `json:"total_actions"`
 	Usage           *Usage     `json:"usage,omitempty"`
+	// LastActivity is when the container was last active (see
+	// lifecycle.Activity); absent when none was seen since the control
+	// plane started.
+	LastActivity *time.Time `json:"last_activity,omitempty"`
+	// IdleStopAt is when it will be stopped as idle if nothing happens;
+	// absent when its plan never stops it or it is not running.
+	IdleStopAt *time.Time `json:"idle_stop_at,omitempty"`
+	// Restarts counts automatic restarts within the crash-loop window.
+	Restarts int `json:"restarts,omitempty"`
+}
+
+// PlanChangeRequest is the body of PUT /api/users/{user_id}/plan.
+type PlanChangeRequest struct {
+	Plan string `json:"plan"`
+}
+
+// PlanChangeResponse answers it: the user and each container, with how the
+// new limits were applied ("live" or "recreated").
+type PlanChangeResponse struct {
+	Success    bool        `json:"success"`
+	User       User        `json:"user"`
+	Containers []Container `json:"containers"`
+	Applied    []string    `json:"applied"`
 }
 
 // ContainerActionRequest is the body of POST /api/containers/{user_id}/action.

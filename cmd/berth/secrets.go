@@ -129,13 +129,17 @@ func secretsCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return fmt.Errorf("rotation stopped after %d secret(s), keys kept (run it again): %w", n, err)
 	}
+	nc, err := secrets.SealingStore{Store: store, Keyring: kr}.RotateContainerSecrets(ctx)
+	if err != nil {
+		return fmt.Errorf("rotation of containers' environment stopped after %d container(s), keys kept (run it again): %w", nc, err)
+	}
 	if src.Env == "" {
 		if err := secrets.WriteKeyFile(src.File, fileKeys[:1], false); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "re-encrypted %d secret(s) under key %s; %s now holds only that key\n", n, kr.CurrentID(), src.File)
+		fmt.Fprintf(stdout, "re-encrypted %d secret(s) and the environment of %d container(s) under key %s; %s now holds only that key\n", n, nc, kr.CurrentID(), src.File)
 		return nil
 	}
-	fmt.Fprintf(stdout, "re-encrypted %d secret(s) under key %s (the first of BERTH_MASTER_KEY); drop the other keys from BERTH_MASTER_KEY and restart berth serve\n", n, kr.CurrentID())
+	fmt.Fprintf(stdout, "re-encrypted %d secret(s) and the environment of %d container(s) under key %s (the first of BERTH_MASTER_KEY); drop the other keys from BERTH_MASTER_KEY and restart berth serve\n", n, nc, kr.CurrentID())
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/berth/berth/internal/ingest"
 	"github.com/berth/berth/internal/lifecycle"
 	"github.com/berth/berth/internal/planfile"
+	"github.com/berth/berth/internal/reconcile"
 	"github.com/berth/berth/internal/secrets"
 	"github.com/berth/berth/internal/server"
 	"github.com/berth/berth/internal/store/sqlite"
@@ -30,6 +32,32 @@ type serveConfig struct {
 	listen, dataDir, instance, plansFile, image, publicURL, portRange, logLevel string
 	overcommit                                                                  float64
 	healthTimeout                                                               time.Duration
+
+	// Self-healing (see internal/reconcile and docs/RELIABILITY.md).
+	reconcileInterval, orphanGrace, healthInterval, backoffBase, backoffMax, crashWindow time.Duration
+	wakeTimeout, shutdownTimeout                                                         time.Duration
+	healthFailures, crashLimit                                                           int
+}
+
+// durationFlag registers a duration flag whose default comes from env.
+func durationFlag(fs *flag.FlagSet, p *time.Duration, name, env string, def time.Duration, getenv func(string) string, usage string) {
+	d := def
+	if v := getenv(env); v != "" {
+		if parsed, err := time.ParseDuration(v); err == nil {
+			d = parsed
+		}
+	}
+	fs.DurationVar(p, name, d, usage+" ("+env+")")
+}
+
+func intFlag(fs *flag.FlagSet, p *int, name, env string, def int, getenv func(string) string, usage string) {
+	n := def
+	if v := getenv(env); v != "" {
+		if parsed, err := strconv.Atoi(v); err == nil {
+			n = parsed
+		}
+	}
+	fs.IntVar(p, name, n, usage+" ("+env+")")
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -47,6 +75,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.Float64Var(&c.overcommit, "overcommit", oc, "committed memory may reach host memory times this (BERTH_OVERCOMMIT)")
 	ht, _ := time.ParseDuration(envOr(getenv, "BERTH_HEALTH_TIMEOUT", "60s"))
 	fs.DurationVar(&c.healthTimeout, "health-timeout", ht, "how long a container may take to answer /health (BERTH_HEALTH_TIMEOUT)")
+	durationFlag(fs, &c.reconcileInterval, "reconcile-interval", "BERTH_RECONCILE_INTERVAL", 30*time.Second, getenv, "full reconciliation pass every (engine events trigger repairs in between)")
+	durationFlag(fs, &c.orphanGrace, "orphan-grace", "BERTH_ORPHAN_GRACE", 5*time.Minute, getenv, "a berth container unknown to the database is removed after")
+	durationFlag(fs, &c.healthInterval, "health-interval", "BERTH_HEALTH_INTERVAL", 10*time.Second, getenv, "probe every running agent's /health every")
+	intFlag(fs, &c.healthFailures, "health-failures", "BERTH_HEALTH_FAILURES", 3, getenv, "restart an agent after this many failed health probes in a row")
+	durationFlag(fs, &c.backoffBase, "backoff-base", "BERTH_BACKOFF_BASE", time.Second, getenv, "first crash-loop backoff (doubles up to --backoff-max)")
+	durationFlag(fs, &c.backoffMax, "backoff-max", "BERTH_BACKOFF_MAX", time.Minute, getenv, "longest crash-loop backoff")
+	intFlag(fs, &c.crashLimit, "crash-limit", "BERTH_CRASH_LIMIT", 5, getenv, "mark a container failed after this many deaths within --crash-window")
+	durationFlag(fs, &c.crashWindow, "crash-window", "BERTH_CRASH_WINDOW", 10*time.Minute, getenv, "the crash-loop window")
+	durationFlag(fs, &c.wakeTimeout, "wake-timeout", "BERTH_WAKE_TIMEOUT", 60*time.Second, getenv, "how long a request to a stopped container waits for it to wake")
+	durationFlag(fs, &c.shutdownTimeout, "shutdown-timeout", "BERTH_SHUTDOWN_TIMEOUT", 20*time.Second, getenv, "how long SIGTERM waits for requests and WebSockets to drain")
 	if err := parse(fs, args); err != nil {
 		if err == errHelp {
 			return nil
@@ -88,6 +126,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	// Containers' kept environment (for re-creation) is sealed too.
+	sealed := secrets.SealingStore{Store: store, Keyring: keyring}
 	security, err := securityConfig(getenv)
 	if err != nil {
 		return err
@@ -119,7 +159,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	mgr, err := lifecycle.New(lifecycle.Deps{
-		Store:  store,
+		Store:  sealed,
 		Driver: drv,
 		Logger: log,
 		Config: lifecycle.Config{
@@ -133,6 +173,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Image:         images.ForPlan,
 			OnChange:      ing.Kick,
 			Env:           vault.Env,
+			BackoffBase:   c.backoffBase,
+			BackoffMax:    c.backoffMax,
+			CrashWindow:   c.crashWindow,
+			CrashLimit:    c.crashLimit,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	rec, err := reconcile.New(reconcile.Deps{
+		Manager: mgr, Store: sealed, Driver: drv, Logger: log,
+		Config: reconcile.Config{
+			Interval:       c.reconcileInterval,
+			OrphanGrace:    c.orphanGrace,
+			HealthInterval: c.healthInterval,
+			HealthFailures: c.healthFailures,
 		},
 	})
 	if err != nil {
@@ -140,9 +196,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	shutdown := make(chan struct{})
 	handler, err := server.NewServer(server.Deps{
-		Store: store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
+		Store: sealed, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
 		Version: berth.Version, PublicURL: c.publicURL, Done: shutdown,
 		Security: security, Audit: store, Vault: vault,
+		WakeTimeout: c.wakeTimeout,
 	})
 	if err != nil {
 		return err
@@ -172,6 +229,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() { defer close(ingDone); _ = ing.Run(ingCtx) }()
 	defer func() { stopIngest(); <-ingDone }()
 
+	// The reconciler runs a full pass now and repairs drift until shutdown.
+	// It starts nothing that runs healthily: a control plane restart leaves
+	// healthy tenant containers alone.
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	recDone := make(chan struct{})
+	go func() { defer close(recDone); _ = rec.Run(recCtx) }()
+	defer func() { stopRec(); <-recDone }()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -181,7 +246,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	fmt.Fprintln(stdout, "shutting down: draining requests and WebSockets (tenant containers keep running)")
 	close(shutdown)
-	shutCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

@@ -34,10 +34,14 @@ func parseRoutes(t testing.TB) []route {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`mux\.Handle(?:Func)?\("([A-Z]+) (/[^"]*)",\s*(?:s\.(admin|owner|session[A-Za-z]*)\()?`)
+	re := regexp.MustCompile(`mux\.Handle(?:Func)?\("(?:([A-Z]+) )?(/[^"]*)",\s*(?:s\.(admin|owner|session[A-Za-z]*)\()?`)
 	var out []route
 	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-		out = append(out, route{m[1], m[2], m[3]})
+		method := m[1]
+		if method == "" {
+			method = "GET" // a pattern without a method takes them all
+		}
+		out = append(out, route{method, m[2], m[3]})
 	}
 	if len(out) < 10 {
 		t.Fatalf("parsed only %d routes from routes.go: the parser is out of date", len(out))

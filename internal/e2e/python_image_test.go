@@ -265,15 +265,3 @@ func watch(t *testing.T, s *instance, userID, token string) <-chan api.Event {
 	})
 	return ch
 }
-
-// waitFor polls cond every 100 ms until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}

@@ -39,6 +39,15 @@ type Config struct {
 	// Env, when set, returns a user's extra environment (their opened
 	// secrets) for every container created for them. Values are never logged.
 	Env func(ctx context.Context, userID string) (map[string]string, error)
+
+	// Crash-loop policy of automatic restarts (see crash.go). The first
+	// restart after a death is immediate, the next ones wait BackoffBase,
+	// 2×BackoffBase… up to BackoffMax; the CrashLimit'th death within
+	// CrashWindow marks the container failed and leaves it stopped.
+	BackoffBase time.Duration // default 1 s
+	BackoffMax  time.Duration // default 1 min
+	CrashWindow time.Duration // default 10 min
+	CrashLimit  int           // default 5
 }
 
 // Deps are the manager's dependencies.
@@ -62,6 +71,10 @@ type Manager struct {
 	hostMu   sync.Mutex
 	host     berth.HostInfo
 	hostTime time.Time
+
+	activity *Activity
+	crashes  crashes
+	drift    chan string // names whose observed state differs from the record
 }
 
 // New checks deps and returns a Manager.
@@ -88,11 +101,40 @@ func New(d Deps) (*Manager, error) {
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 10 * time.Second
 	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax < c.BackoffBase {
+		c.BackoffMax = max(time.Minute, c.BackoffBase)
+	}
+	if c.CrashWindow <= 0 {
+		c.CrashWindow = 10 * time.Minute
+	}
+	if c.CrashLimit <= 0 {
+		c.CrashLimit = 5
+	}
 	log := d.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{store: d.Store, driver: d.Driver, log: log, cfg: c}, nil
+	return &Manager{store: d.Store, driver: d.Driver, log: log, cfg: c,
+		activity: NewActivity(time.Now), drift: make(chan string, 256)}, nil
+}
+
+// Activity returns the tracker of tenant activity (see activity.go).
+func (m *Manager) Activity() *Activity { return m.activity }
+
+// Drifted delivers the names of containers whose observed state was found
+// to differ from their record outside the reconciler (e.g. by a status
+// call), so that it looks at them now. Sends never block: when nobody reads
+// fast enough, names are dropped and the next full pass finds them.
+func (m *Manager) Drifted() <-chan string { return m.drift }
+
+func (m *Manager) noteDrift(name string) {
+	select {
+	case m.drift <- name:
+	default:
+	}
 }
 
 // Plans returns the plans the manager applies.
@@ -201,17 +243,12 @@ func (m *Manager) ensureDefault(ctx context.Context, u berth.User, opts CreateOp
 		return berth.Container{}, fmt.Errorf("onboard %s: %w", u.ID, err)
 	}
 	if c.Status == berth.StatusCreating {
-		// A creation that never finished (the process died halfway):
-		// clean it up and make the container again.
-		m.log.Warn("finishing an interrupted creation", "container", name)
-		if err := m.destroy(ctx, c, true); err != nil {
-			return berth.Container{}, err
-		}
-		p, err := m.cfg.Plans.Get(u.Plan)
-		if err != nil {
-			return berth.Container{}, err
-		}
-		return m.create(ctx, u, p, 1, opts)
+		// A creation that never finished (the process died halfway; we hold
+		// the user's lock, so no creation of this process is in flight).
+		return m.finish(ctx, c)
+	}
+	if c.Status == berth.StatusFailed {
+		return c, nil // left stopped until a user or admin starts it
 	}
 	if c.Status == berth.StatusRunning {
 		inst, err := m.driver.Inspect(ctx, name)
@@ -258,39 +295,28 @@ func (m *Manager) create(ctx context.Context, u berth.User, p berth.Plan, index 
 		}
 		return berth.Container{}, err
 	}
-	env := map[string]string{
-		api.EnvAgentSecret:   c.AgentSecret,
-		api.EnvActionsPerDay: strconv.Itoa(c.EffectiveLimits.ActionsPerDay),
-		api.EnvUserID:        u.ID,
-		api.EnvContainerName: c.Name,
-		api.EnvPlan:          p.Name,
-	}
+	// The user's sealed secrets, then the request's (e.g. ANTHROPIC_API_KEY).
+	secrets := map[string]string{}
 	if m.cfg.Env != nil {
 		extra, err := m.cfg.Env(ctx, u.ID)
 		if err != nil {
 			return fail(fmt.Errorf("secrets of %s: %w", u.ID, err))
 		}
 		for k, v := range extra {
-			if _, reserved := env[k]; !reserved {
-				env[k] = v
-			}
+			secrets[k] = v
 		}
 	}
 	for k, v := range opts.Secrets {
-		env[k] = v
+		secrets[k] = v
 	}
-	inst, err := m.driver.Create(ctx, berth.ContainerSpec{
-		Name:      c.Name,
-		UserID:    u.ID,
-		Plan:      p.Name,
-		Image:     image,
-		Limits:    c.EffectiveLimits,
-		Env:       env,
-		AgentPort: c.AgentPort,
-		Nofile:    p.NofileLimit(),
-		Runtime:   p.Runtime,
-		NoEgress:  !p.EgressAllowed(),
-	})
+	if len(secrets) > 0 {
+		// Kept (sealed by the store the manager is given) so the container
+		// can be re-created with them.
+		if err := m.store.SetContainerSecrets(ctx, c.Name, secrets); err != nil {
+			return fail(fmt.Errorf("record secrets of %s: %w", c.Name, err))
+		}
+	}
+	inst, err := m.driver.Create(ctx, m.spec(c, secrets))
 	if err != nil {
 		return fail(fmt.Errorf("create container %s: %w", c.Name, err))
 	}
@@ -312,6 +338,38 @@ func (m *Manager) create(ctx context.Context, u berth.User, p berth.Plan, index 
 	m.changed()
 	m.log.Info("container created", "container", c.Name, "user", u.ID, "plan", p.Name, "port", c.AgentPort)
 	return c, nil
+}
+
+// spec is the driver's description of a container record, with the extra
+// environment (secrets) it was created with.
+func (m *Manager) spec(c berth.Container, secrets map[string]string) berth.ContainerSpec {
+	env := map[string]string{
+		api.EnvAgentSecret:   c.AgentSecret,
+		api.EnvActionsPerDay: strconv.Itoa(c.EffectiveLimits.ActionsPerDay),
+		api.EnvUserID:        c.UserID,
+		api.EnvContainerName: c.Name,
+		api.EnvPlan:          c.Plan,
+	}
+	for k, v := range secrets {
+		if _, reserved := env[k]; !reserved {
+			env[k] = v
+		}
+	}
+	spec := berth.ContainerSpec{
+		Name:      c.Name,
+		UserID:    c.UserID,
+		Plan:      c.Plan,
+		Image:     c.Image,
+		Limits:    c.EffectiveLimits,
+		Env:       env,
+		AgentPort: c.AgentPort,
+	}
+	// The plan's sandbox settings; a plan withdrawn since gets the defaults
+	// (runc, egress on, DefaultNofile).
+	if p, err := m.cfg.Plans.Get(c.Plan); err == nil {
+		spec.Nofile, spec.Runtime, spec.NoEgress = p.NofileLimit(), p.Runtime, !p.EgressAllowed()
+	}
+	return spec
 }
 
 // reserve checks capacity, picks an agent port and inserts the record in

@@ -57,37 +57,71 @@ func (m *Manager) Do(ctx context.Context, userID, action string) (berth.Containe
 		return berth.Container{}, err
 	}
 	ctx = context.WithoutCancel(ctx)
+	m.activity.Touch(c.Name)
 	switch action {
-	case ActionStart:
-		return m.start(ctx, c, berth.EventStarted, "requested")
+	case ActionStart, ActionRestart:
+		// A user or admin acting clears a crash loop and its reason.
+		m.crashes.clear(c.Name)
+		c.LastError = ""
+		if c.Status == berth.StatusCreating {
+			if c, err = m.finish(ctx, c); err != nil {
+				return berth.Container{}, err
+			}
+			return c, nil
+		}
+		if action == ActionStart {
+			return m.start(ctx, c, berth.EventStarted, "requested")
+		}
+		return m.restart(ctx, c, "requested")
 	case ActionStop:
 		return m.stop(ctx, c, "requested")
-	case ActionRestart:
-		return m.restart(ctx, c, "requested")
 	default:
-		if err := m.destroy(ctx, c, true); err != nil {
+		// The volume (the ledger) is kept: a container made again for the
+		// user continues its history and its day's quota (docs/API.md).
+		if err := m.destroy(ctx, c, false); err != nil {
 			return berth.Container{}, err
 		}
 		m.appendLog(ctx, c, berth.EventRemoved, "requested")
+		m.crashes.clear(c.Name)
+		m.activity.Forget(c.Name)
 		m.changed()
 		c.Status = "removed"
 		return c, nil
 	}
 }
 
-// EnsureRunning starts the user's default container if it is not running.
+// EnsureRunning is wake on request: it returns the user's default
+// container running and healthy, starting (or re-creating) it first when it
+// is stopped or missing, and counts the call as activity. Concurrent callers
+// queue on the user's lock: the first wakes the container, the others find
+// it running. A failed container is not woken (ErrConflict naming why): it
+// stays stopped until a user or admin starts it.
 func (m *Manager) EnsureRunning(ctx context.Context, userID string) (berth.Container, error) {
+	if err := berth.ValidateUserID(userID); err != nil {
+		return berth.Container{}, err
+	}
 	unlock := m.users.Lock(userID)
 	defer unlock()
 	c, err := m.Default(ctx, userID)
 	if err != nil {
 		return berth.Container{}, err
 	}
-	inst, err := m.driver.Inspect(ctx, c.Name)
-	if err == nil && inst.Running && c.Status == berth.StatusRunning {
-		return c, nil
+	m.activity.Touch(c.Name)
+	switch c.Status {
+	case berth.StatusFailed:
+		return berth.Container{}, berth.Errorf(berth.ErrConflict,
+			"container %s is failed (%s); start it to try again", c.Name, c.LastError)
+	case berth.StatusCreating:
+		return m.finish(context.WithoutCancel(ctx), c)
 	}
-	return m.start(context.WithoutCancel(ctx), c, berth.EventStarted, "automation start")
+	inst, err := m.driver.Inspect(ctx, c.Name)
+	switch {
+	case err == nil && inst.Running && c.Status == berth.StatusRunning:
+		return c, nil
+	case errors.Is(err, berth.ErrNotFound):
+		return m.recreate(context.WithoutCancel(ctx), c, true, "woken on request; it was missing from the engine")
+	}
+	return m.start(context.WithoutCancel(ctx), c, berth.EventStarted, "woken on request")
 }
 
 func (m *Manager) start(ctx context.Context, c berth.Container, event, reason string) (berth.Container, error) {
@@ -96,13 +130,17 @@ func (m *Manager) start(ctx context.Context, c berth.Container, event, reason st
 	}
 	if err := m.driver.Start(ctx, c.Name); err != nil {
 		if errors.Is(err, berth.ErrNotFound) {
-			return berth.Container{}, berth.Errorf(berth.ErrUnavailable, "container %s is missing from the engine", c.Name)
+			return m.recreate(ctx, c, true, reason+"; it was missing from the engine")
 		}
 		return berth.Container{}, fmt.Errorf("start %s: %w", c.Name, err)
 	}
 	return m.markRunning(ctx, c, event, reason)
 }
 
+// markRunning waits for the agent to answer, hands it the record's quota
+// (the record, not the container's environment, is authoritative after a
+// live plan change) and records the container running. LastError is kept:
+// it is the last failure reason, cleared only when a user acts.
 func (m *Manager) markRunning(ctx context.Context, c berth.Container, event, reason string) (berth.Container, error) {
 	if err := m.waitHealthy(ctx, c); err != nil {
 		c.Health, c.LastError = "unhealthy", berth.ErrorMessage(err)
@@ -110,8 +148,9 @@ func (m *Manager) markRunning(ctx context.Context, c berth.Container, event, rea
 		_ = m.store.UpdateContainer(ctx, c)
 		return berth.Container{}, err
 	}
+	m.pushQuota(ctx, c)
 	now := time.Now().UTC()
-	c.Status, c.Health, c.LastError = berth.StatusRunning, "healthy", ""
+	c.Status, c.Health = berth.StatusRunning, "healthy"
 	c.StartedAt, c.UpdatedAt = now, now
 	if err := m.store.UpdateContainer(ctx, c); err != nil {
 		return berth.Container{}, fmt.Errorf("record %s: %w", c.Name, err)
@@ -130,7 +169,9 @@ func (m *Manager) stop(ctx context.Context, c berth.Container, reason string) (b
 	if err := m.store.UpdateContainer(ctx, c); err != nil {
 		return berth.Container{}, fmt.Errorf("record %s: %w", c.Name, err)
 	}
-	m.appendLog(ctx, c, berth.EventStopped, reason)
+	if reason != "" {
+		m.appendLog(ctx, c, berth.EventStopped, reason)
+	}
 	m.changed()
 	return c, nil
 }
@@ -138,7 +179,7 @@ func (m *Manager) stop(ctx context.Context, c berth.Container, reason string) (b
 func (m *Manager) restart(ctx context.Context, c berth.Container, reason string) (berth.Container, error) {
 	if err := m.driver.Restart(ctx, c.Name, m.cfg.StopTimeout); err != nil {
 		if errors.Is(err, berth.ErrNotFound) {
-			return berth.Container{}, berth.Errorf(berth.ErrUnavailable, "container %s is missing from the engine", c.Name)
+			return m.recreate(ctx, c, true, reason+"; it was missing from the engine")
 		}
 		return berth.Container{}, fmt.Errorf("restart %s: %w", c.Name, err)
 	}
@@ -148,35 +189,36 @@ func (m *Manager) restart(ctx context.Context, c berth.Container, reason string)
 // Observed is a container record with what the engine says of it now.
 type Observed struct {
 	berth.Container
-	Instance *berth.Instance // nil when the engine has no such container
-	Usage    *berth.Usage    // set when asked for and running
+	Instance     *berth.Instance // nil when the engine has no such container
+	Usage        *berth.Usage    // set when asked for and running
+	LastActivity time.Time       // zero when none was seen since this control plane started
+	IdleStopAt   time.Time       // when an idle stop will happen; zero: never (plan, or not running)
+	Restarts     int             // automatic restarts within the crash window
 }
 
-// Observe returns the record refreshed with the engine's view. A container
-// that stopped behind Berth's back is recorded as stopped, with a "died"
-// lifecycle event carrying its exit code (and OOM kill).
+// Observe returns the record with the engine's view of it. It changes no
+// record: the record is the desired state, which only the lifecycle
+// operations and the reconciler change. A container that died behind
+// Berth's back is shown "restarting" with the reason, and handed to the
+// reconciler at once.
 func (m *Manager) Observe(ctx context.Context, c berth.Container, withUsage bool) (Observed, error) {
 	o := Observed{Container: c}
+	m.viewActivity(&o)
 	inst, err := m.driver.Inspect(ctx, c.Name)
 	switch {
 	case errors.Is(err, berth.ErrNotFound):
+		if c.Status != berth.StatusCreating {
+			m.noteDrift(c.Name)
+		}
 		return o, nil
 	case err != nil:
 		return o, err
 	}
 	o.Instance = &inst
-	if c.Status == berth.StatusRunning && !inst.Running && inst.State != "restarting" {
-		reason := fmt.Sprintf("exit code %d", inst.ExitCode)
-		if inst.OOMKilled {
-			reason = "OOM-killed"
-		}
-		c.Status, c.Health, c.LastError = berth.StatusStopped, "unknown", reason
-		c.UpdatedAt = time.Now().UTC()
-		if err := m.store.UpdateContainer(ctx, c); err == nil {
-			m.appendLog(ctx, c, berth.EventDied, reason)
-			m.changed()
-		}
-		o.Container = c
+	if wantsRunning(c.Status) && !inst.Running && inst.State != "restarting" {
+		o.Container.Status, o.Container.Health = berth.StatusRestarting, "unhealthy"
+		o.Container.LastError = exitReason(inst)
+		m.noteDrift(c.Name)
 	}
 	if withUsage && inst.Running {
 		if u, err := m.driver.Stats(ctx, c.Name); err == nil {

@@ -17,6 +17,7 @@
 //	    nofile: 8192        # open-files ulimit (default 4096)
 //	    runtime: runsc      # OCI runtime: runc (default) or runsc (gVisor)
 //	    egress: off         # outbound internet: on (default) or off
+//	    idle_timeout: 30m   # stop after 30 minutes without activity; 0 or absent: never
 //	  free:
 //	    disabled: true      # withdraw a built-in plan
 package planfile
@@ -29,6 +30,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -51,6 +53,7 @@ type entry struct {
 	Nofile            *int64   `yaml:"nofile"`
 	Runtime           *string  `yaml:"runtime"`
 	Egress            *string  `yaml:"egress"`
+	IdleTimeout       *string  `yaml:"idle_timeout"`
 	Disabled          bool     `yaml:"disabled"`
 }
 
@@ -161,6 +164,13 @@ func Parse(data []byte, base berth.Plans) (berth.Plans, error) {
 		if e.Egress != nil {
 			p.Egress = *e.Egress
 		}
+		if e.IdleTimeout != nil {
+			d, err := parseIdle(*e.IdleTimeout)
+			if err != nil {
+				return nil, berth.Errorf(berth.ErrInvalid, "plan %q: %v", name, err)
+			}
+			p.IdleTimeout = d
+		}
 		out[name] = p
 	}
 	if err := out.Validate(); err != nil {
@@ -191,6 +201,20 @@ func ParseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is not a positive size like 512m or 2g", s)
 	}
 	return int64(f * float64(mult)), nil
+}
+
+// parseIdle reads an idle timeout: a Go duration such as 30m or 1h30m, or 0
+// (never).
+func parseIdle(s string) (time.Duration, error) {
+	t := strings.TrimSpace(s)
+	if t == "0" || t == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("idle_timeout %q is not a duration like 30m or 2h (0: never)", s)
+	}
+	return d, nil
 }
 
 func firstLine(s string) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth/berth"
 )
@@ -94,6 +95,25 @@ func TestParseBytes(t *testing.T) {
 	for _, in := range []string{"", "-1g", "g", "abc", "0"} {
 		if _, err := ParseBytes(in); err == nil {
 			t.Errorf("ParseBytes(%q) accepted", in)
+		}
+	}
+}
+
+func TestParseIdleTimeout(t *testing.T) {
+	t.Parallel()
+	ps, err := Parse([]byte("plans:\n  free:\n    idle_timeout: 30m\n  pro:\n    idle_timeout: 0\n"), berth.DefaultPlans())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ps["free"].IdleTimeout, 30*time.Minute; got != want {
+		t.Errorf("free idle_timeout = %v, want %v", got, want)
+	}
+	if got := ps["pro"].IdleTimeout; got != 0 {
+		t.Errorf("pro idle_timeout = %v, want 0 (never)", got)
+	}
+	for _, bad := range []string{"soon", "-5m", "10ms"} {
+		if _, err := Parse([]byte("plans:\n  free:\n    idle_timeout: "+bad+"\n"), berth.DefaultPlans()); !errors.Is(err, berth.ErrInvalid) {
+			t.Errorf("idle_timeout %q: err = %v, want ErrInvalid", bad, err)
 		}
 	}
 }

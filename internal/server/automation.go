@@ -47,6 +47,7 @@ func (s *server) handleAutomationStop(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.mgr.Activity().Touch(c.Name)
 	if !running {
 		writeJSON(w, http.StatusOK, map[string]any{"success": true, "state": api.StateIdle})
 		return

@@ -215,7 +215,7 @@ func (s *server) containerJSON(r *http.Request, o lifecycle.Observed) api.Contai
 	if o.Instance == nil && c.Status != berth.StatusCreating {
 		out.Status, out.Health = "missing", "unknown"
 	}
-	if o.Instance != nil && !o.Instance.Running && c.Status == berth.StatusStopped && o.Instance.State != "created" {
+	if o.Instance != nil && !o.Instance.Running && c.Status != berth.StatusRunning && o.Instance.State != "created" {
 		code := o.Instance.ExitCode
 		out.ExitCode, out.OOMKilled = &code, o.Instance.OOMKilled
 	}
@@ -231,6 +231,15 @@ func (s *server) containerJSON(r *http.Request, o lifecycle.Observed) api.Contai
 		out.StartedAt = &st
 		out.UptimeSeconds = int64(s.now().Sub(st).Seconds())
 	}
+	if !o.LastActivity.IsZero() {
+		t := o.LastActivity.UTC()
+		out.LastActivity = &t
+	}
+	if !o.IdleStopAt.IsZero() {
+		t := o.IdleStopAt.UTC()
+		out.IdleStopAt = &t
+	}
+	out.Restarts = o.Restarts
 	if o.Usage != nil {
 		out.Usage = &api.Usage{CPUPercent: o.Usage.CPUPercent, MemoryBytes: o.Usage.MemoryBytes,
 			MemoryLimitBytes: o.Usage.MemoryLimitBytes, Pids: o.Usage.Pids, Time: o.Usage.Time}

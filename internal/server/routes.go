@@ -12,6 +12,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/containers/{user_id}/action", s.owner(s.handleAction))
 	mux.Handle("GET /api/containers/{user_id}/logs", s.owner(s.handleLogs))
 	mux.Handle("GET /api/admin/containers", s.admin(s.handleAdminContainers))
+	mux.Handle("PUT /api/users/{user_id}/plan", s.admin(s.handlePlanChange))
 
 	mux.Handle("POST /api/automation/{user_id}/start", s.owner(s.handleAutomationStart))
 	mux.Handle("POST /api/automation/{user_id}/stop", s.owner(s.handleAutomationStop))
@@ -23,6 +24,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("PUT /api/containers/{user_id}/secrets/{name}", s.owner(s.handleSecretPut))
 	mux.Handle("DELETE /api/containers/{user_id}/secrets/{name}", s.owner(s.handleSecretDelete))
 	mux.Handle("GET /api/admin/audit", s.admin(s.handleAdminAudit))
+	mux.Handle("/proxy/{user_id}/{rest...}", s.owner(s.proxy.ServeHTTP))
 
 	mux.HandleFunc("GET /ws/admin", s.handleAdminWS)
 	mux.HandleFunc("GET /ws/{user_id}", s.handleUserWS)

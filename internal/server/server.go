@@ -38,6 +38,9 @@ type Deps struct {
 	// Vault, when set, keeps tenant secrets (the secrets endpoints answer
 	// 503 without it).
 	Vault *secrets.Vault
+	// WakeTimeout bounds how long a proxied request waits for a stopped
+	// container to wake; default 60 s.
+	WakeTimeout time.Duration
 }
 
 type server struct {
@@ -54,6 +57,7 @@ type server struct {
 	sec       Security
 	audit     berth.AuditLog
 	vault     *secrets.Vault
+	proxy     http.Handler
 }
 
 // NewServer checks deps and returns the control plane's HTTP handler.
@@ -84,6 +88,11 @@ func NewServer(d Deps) (http.Handler, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	px, err := newProxy(s, d.WakeTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s.proxy = px
 	mux := http.NewServeMux()
 	s.routes(mux)
 	return s.harden(s.middleware(mux)), nil

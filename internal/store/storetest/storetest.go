@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) berth.Store) {
 		{"UpdateContainer", testUpdateContainer},
 		{"DeleteContainer", testDeleteContainer},
 		{"UsedAgentPorts", testUsedAgentPorts},
+		{"ContainerSecrets", testContainerSecrets},
 		{"Logs", testLogs},
 		{"InsertActions", testInsertActions},
 		{"InsertActionsInvalid", testInsertActionsInvalid},
