@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/berth/berth/api"
 )
@@ -194,6 +195,33 @@ func TestSecretsSealed(t *testing.T) {
 	s.mustCall(404, "DELETE", "/api/containers/sealed/secrets/DB_PASSWORD", adminToken, nil, nil)
 	s.mustCall(400, "PUT", "/api/containers/sealed/secrets/BERTH_AGENT_SECRET", adminToken, map[string]string{"value": "x"}, nil)
 	s.mustCall(400, "PUT", "/api/containers/sealed/secrets/..%2F..%2Fetc", adminToken, map[string]string{"value": "x"}, nil)
+
+	// A change reaches the reconciler's re-creation of a container removed
+	// behind Berth's back.
+	const late = "late-SECRET-added-while-running-42"
+	s.mustCall(200, "PUT", "/api/containers/sealed/secrets/LATE_KEY", adminToken, map[string]string{"value": late}, nil)
+	old, err := dockerC.ContainerInspect(context.Background(), s.name+"-sealed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dockerC.ContainerRemove(context.Background(), old.ID, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 90*time.Second, "re-creation of the removed container", func() bool {
+		ins, err := dockerC.ContainerInspect(context.Background(), s.name+"-sealed")
+		return err == nil && ins.ID != old.ID && ins.State != nil && ins.State.Running
+	})
+	checkEnv("ANTHROPIC_API_KEY="+apiKey, "LATE_KEY="+late)
+	if ins, _ := dockerC.ContainerInspect(context.Background(), s.name+"-sealed"); strings.Contains(strings.Join(ins.Config.Env, "\n"), "DB_PASSWORD=") {
+		t.Error("a deleted secret came back at re-creation")
+	}
+	if dbHasPlaintext() || func() bool {
+		b, _ := os.ReadFile(filepath.Join(s.dataDir, "berth.db-wal"))
+		c, _ := os.ReadFile(filepath.Join(s.dataDir, "berth.db"))
+		return strings.Contains(string(b)+string(c), late)
+	}() {
+		t.Error("the database holds a secret in plaintext after re-creation")
+	}
 	s.stop()
 	if strings.Contains(s.out.String(), apiKey) || strings.Contains(s.out.String(), userSecret) {
 		t.Error("a secret appears in the control plane's log")
