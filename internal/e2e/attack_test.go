@@ -265,6 +265,18 @@ func runAttacks(t *testing.T, plan string, pidsLimit int) {
 		t.Errorf("write /data: %s", r.Raw)
 	}
 
+	// The kernel's view: uid 65534, no effective or bounding capabilities,
+	// no_new_privs, seccomp filter mode (runc; gVisor is its own kernel).
+	if r := attack(t, mName, "procstatus"); plan != "sandbox" {
+		for _, want := range []string{"Uid: 65534 65534 65534 65534", "CapEff: 0000000000000000", "CapBnd: 0000000000000000", "NoNewPrivs: 1", "Seccomp: 2"} {
+			if !strings.Contains(r.Target, want) {
+				t.Errorf("/proc/self/status lacks %q: %s", want, r.Target)
+			}
+		}
+	} else {
+		t.Logf("under runsc: %s", r.Target)
+	}
+
 	mustFail := [][]string{
 		{"connect", net.JoinHostPort(vIP, "9000")},         // another tenant by IP
 		{"resolve", vName},                                 // another tenant by name

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -108,6 +109,16 @@ func run(attack string, args []string) result {
 		for _, p := range procs {
 			_ = p.Kill()
 			_, _ = p.Wait()
+		}
+	case "procstatus": // the kernel's view of this process's confinement
+		b, err := os.ReadFile("/proc/self/status")
+		r.OK, r.Err = err == nil, errText(err)
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, k := range []string{"Uid:", "CapEff:", "CapBnd:", "NoNewPrivs:", "Seccomp:"} {
+				if strings.HasPrefix(line, k) {
+					r.Target += strings.Join(strings.Fields(line), " ") + "; "
+				}
+			}
 		}
 	case "sleep":
 		time.Sleep(60 * time.Second)
