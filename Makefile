@@ -10,7 +10,7 @@ NPM     ?= npm
 HAVE_NPM := $(shell command -v $(NPM) 2>/dev/null)
 NPMCI   := $(NPM) ci --no-audit --no-fund --prefer-offline
 
-.PHONY: all build run test test-go test-python test-web test-browser test-engine-restart web vet bench docker backends bench-replicas test-kube k8s-testenv python-image clean help
+.PHONY: all build run test test-go test-python test-web test-browser test-engine-restart web vet bench docker backends bench-replicas test-kube k8s-testenv runsc python-image clean help
 
 all: build
 
@@ -37,6 +37,12 @@ docker:
 backends:
 	@scripts/ensure-backends.sh
 
+# gVisor's runsc for the sandboxed plan tier: built once with the Go
+# toolchain (about 5.5 min cold), cached in $${BERTH_CACHE:-~/.cache/berth}/bin,
+# registered with dockerd. A no-op when already registered.
+runsc: docker
+	@scripts/ensure-runsc.sh
+
 # The control plane builds the tenant image (FROM scratch, from its own
 # binary) at start when it is missing.
 run: docker build
@@ -57,7 +63,7 @@ web:
 	@cd clients/typescript && $(NPMCI) >/dev/null && $(NPM) run --silent build
 	@cd web && $(NPMCI) >/dev/null && $(NPM) run --silent build
 
-test: docker backends vet test-go test-kube test-python test-web test-browser test-engine-restart
+test: docker runsc backends vet test-go test-kube test-python test-web test-browser test-engine-restart
 
 # Vitest: the TypeScript client (mocked fetch/WebSocket) and the dashboard's
 # components (jsdom).

@@ -27,6 +27,9 @@ type ContainerSpec struct {
 	Env       map[string]string // environment, secrets included: never logged
 	AgentPort int               // host port on 127.0.0.1 that is published to the agent's :9000
 	Labels    map[string]string // extra labels; the driver adds the Label* ones
+	Nofile    int64             // open-files ulimit; 0 means DefaultNofile
+	Runtime   string            // OCI runtime; "" is the engine's default (runc)
+	NoEgress  bool              // no outbound internet: an internal network
 }
 
 // Instance is what a driver observes of one tenant container.
@@ -41,6 +44,7 @@ type Instance struct {
 	Running    bool
 	ExitCode   int
 	OOMKilled  bool
+	OOMKills   int64  // processes OOM-killed in the container while it ran (0 when unknown)
 	Error      string // the runtime's last error, if any
 	CreatedAt  time.Time
 	StartedAt  time.Time
@@ -49,6 +53,7 @@ type Instance struct {
 	Limits     Limits // as applied by the runtime (ActionsPerDay is not a runtime limit)
 	Volume     string // the persistent volume mounted at /data
 	Network    string // the network the container is attached to
+	Runtime    string // the OCI runtime, "runc" when the engine's default
 }
 
 // Usage is one resource-usage sample of a container.

@@ -51,9 +51,6 @@ type WebhookStore interface {
 	ListDeliveries(ctx context.Context, webhookID string, limit int) ([]WebhookDelivery, error)
 }
 
-// RuntimeRunc is the container runtime every container runs on today.
-const RuntimeRunc = "runc"
-
 // UsageIncrement is metered usage to add to one user's UTC day.
 type UsageIncrement struct {
 	UserID         string

@@ -21,10 +21,41 @@ type Plan struct {
 	PidsLimit         int64   `json:"pids_limit" yaml:"pids_limit"`
 	// Image overrides the operator's default tenant image for this plan.
 	Image string `json:"image,omitempty" yaml:"image"`
+	// Nofile is the open-files ulimit (soft = hard); 0 means DefaultNofile.
+	Nofile int64 `json:"nofile,omitempty" yaml:"nofile"`
+	// Runtime names the OCI runtime registered with the engine ("" or
+	// "runc" for the default, "runsc" for the gVisor sandbox tier).
+	Runtime string `json:"runtime,omitempty" yaml:"runtime"`
+	// Egress is outbound internet access: EgressOn (default) or EgressOff
+	// (an internal network). Private ranges and metadata addresses are
+	// always blocked by the host firewall.
+	Egress string `json:"egress,omitempty" yaml:"egress"`
 	// IdleTimeout stops a container after this long without activity (see
 	// lifecycle.Activity for what counts); 0 never stops it.
 	IdleTimeout time.Duration `json:"idle_timeout,omitempty" yaml:"idle_timeout"`
 }
+
+// Sandbox settings a plan may choose. Nothing else about a tenant
+// container's hardening is configurable.
+const (
+	DefaultNofile = 4096
+	MaxNofile     = 1 << 20
+	EgressOn      = "on"
+	EgressOff     = "off"
+	RuntimeRunc   = "runc"
+	RuntimeRunsc  = "runsc"
+)
+
+// NofileLimit returns the plan's nofile ulimit, DefaultNofile when unset.
+func (p Plan) NofileLimit() int64 {
+	if p.Nofile <= 0 {
+		return DefaultNofile
+	}
+	return p.Nofile
+}
+
+// EgressAllowed reports whether the plan's containers may reach the internet.
+func (p Plan) EgressAllowed() bool { return p.Egress != EgressOff }
 
 // Limits is the resource envelope of one container.
 type Limits struct {
@@ -56,6 +87,12 @@ func (p Plan) Validate() error {
 		return Errorf(ErrInvalid, "plan %s: price_monthly must not be negative", p.Name)
 	case p.PidsLimit < 16:
 		return Errorf(ErrInvalid, "plan %s: pids_limit must be at least 16", p.Name)
+	case p.Nofile < 0 || p.Nofile > MaxNofile || (p.Nofile > 0 && p.Nofile < 64):
+		return Errorf(ErrInvalid, "plan %s: nofile must be in [64, %d]", p.Name, MaxNofile)
+	case p.Runtime != "" && p.Runtime != RuntimeRunc && p.Runtime != RuntimeRunsc:
+		return Errorf(ErrInvalid, "plan %s: runtime must be %q or %q", p.Name, RuntimeRunc, RuntimeRunsc)
+	case p.Egress != "" && p.Egress != EgressOn && p.Egress != EgressOff:
+		return Errorf(ErrInvalid, "plan %s: egress must be %q or %q", p.Name, EgressOn, EgressOff)
 	case p.IdleTimeout < 0:
 		return Errorf(ErrInvalid, "plan %s: idle_timeout must not be negative", p.Name)
 	case p.IdleTimeout > 0 && p.IdleTimeout < time.Second:

@@ -97,8 +97,10 @@ type Container struct {
 	LastError       string     `json:"last_error,omitempty"`
 	ExitCode        *int       `json:"exit_code,omitempty"`
 	OOMKilled       bool       `json:"oom_killed,omitempty"`
+	OOMKills        int64      `json:"oom_kills,omitempty"` // processes the kernel OOM-killed in the running container
 	Plan            string     `json:"plan,omitempty"`
 	Image           string     `json:"image,omitempty"`
+	Runtime         string     `json:"runtime,omitempty"` // OCI runtime: "runc" or "runsc" (gVisor)
 	Limits          *Limits    `json:"limits,omitempty"`
 	EffectiveLimits *Limits    `json:"effective_limits,omitempty"`
 	WebsocketURL    string     `json:"websocket_url,omitempty"`
@@ -163,4 +165,39 @@ type Health struct {
 	Timestamp time.Time `json:"timestamp"`
 	Docker    string    `json:"docker"` // ok | the reason it is not
 	Version   string    `json:"version"`
+}
+
+// AuditLog answers GET /api/admin/audit: admin actions, newest first.
+type AuditLog struct {
+	Entries []berth.AuditEntry `json:"entries"`
+}
+
+// SecretRequest is the body of PUT /api/containers/{user_id}/secrets/{name}.
+// The value is write-only: no API returns it.
+type SecretRequest struct {
+	Value string `json:"value"`
+}
+
+// Secret is a secret as the API shows it: name and masked hint only.
+type Secret struct {
+	Name      string    `json:"name"`
+	Hint      string    `json:"hint"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SecretList answers GET /api/containers/{user_id}/secrets.
+type SecretList struct {
+	UserID  string   `json:"user_id"`
+	Secrets []Secret `json:"secrets"`
+	// Applies says when a change reaches the containers: environment
+	// variables are fixed when a container is created.
+	Applies string `json:"applies"`
+}
+
+// SecretResponse answers PUT and DELETE of one secret.
+type SecretResponse struct {
+	Success bool    `json:"success"`
+	UserID  string  `json:"user_id"`
+	Secret  *Secret `json:"secret,omitempty"`
+	Applies string  `json:"applies"`
 }

@@ -31,6 +31,8 @@ Usage:
   berth serve     run the control plane (API on :8000)
   berth agent     run the agent inside a tenant container (API on :9000)
   berth workload  run a bundled workload (the engagement simulation)
+  berth firewall  install, remove or check the host firewall rules
+  berth secrets   rotate the master key of the encrypted secrets
   berth version   print the version
 
 Operator CLI (talks to a control plane's API; exit codes: 0 ok, 1 error,
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return workloadCmd(ctx, rest, getenv, stdout, stderr)
 	case "login", "users", "containers", "automation", "admin":
 		return cli.Run(ctx, args, cli.Env{Getenv: getenv, Stdout: stdout, Stderr: stderr})
+	case "firewall":
+		return firewallCmd(ctx, rest, getenv, stdout, stderr)
+	case "secrets":
+		return secretsCmd(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		if len(rest) > 0 && (rest[0] == "--help" || rest[0] == "-h") {
 			fmt.Fprintln(stdout, "Usage: berth version\n\nPrint the berth version, commit, platform and Go version.")

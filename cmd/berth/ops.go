@@ -51,6 +51,8 @@ type opsStore interface {
 	berth.Store
 	berth.WebhookStore
 	berth.UsageStore
+	berth.SecretStore
+	berth.AuditLog
 }
 
 // ops wires the operator tools around the store, the driver and the server.

@@ -26,6 +26,7 @@ import (
 	"github.com/berth/berth/internal/lifecycle"
 	"github.com/berth/berth/internal/planfile"
 	"github.com/berth/berth/internal/reconcile"
+	"github.com/berth/berth/internal/secrets"
 	"github.com/berth/berth/internal/server"
 	"github.com/berth/berth/internal/store/postgres"
 	"github.com/berth/berth/internal/store/sqlite"
@@ -137,10 +138,29 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	keyring, keySrc, err := secrets.Load(getenv, c.dataDir)
+	if err != nil {
+		return err
+	}
+	vault, err := secrets.NewVault(keyring, store)
+	if err != nil {
+		return err
+	}
+	// Containers' kept environment (for re-creation) is sealed too.
+	sealed := secrets.SealingStore{Store: o.store, Keyring: keyring}
+	security, err := securityConfig(getenv)
+	if err != nil {
+		return err
+	}
 
 	drv, dockerDrv, err := newDriver(ctx, getenv, c.instance)
 	if err != nil {
 		return err
+	}
+	if dockerDrv != nil {
+		if err := setupFirewall(ctx, getenv("BERTH_FIREWALL"), c.instance, dockerDrv, plans, stdout); err != nil {
+			return err
+		}
 	}
 	images := &imageSource{driver: dockerDrv, fixed: c.image, out: stdout}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -172,7 +192,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	mgr, err := lifecycle.New(lifecycle.Deps{
-		Store:  o.store,
+		Store:  sealed,
 		Driver: o.driver(drv),
 		Logger: log,
 		Locker: locker,
@@ -186,6 +206,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			HealthTimeout: c.healthTimeout,
 			Image:         images.ForPlan,
 			OnChange:      ing.Kick,
+			Env:           vault.Env,
 			BackoffBase:   c.backoffBase,
 			BackoffMax:    c.backoffMax,
 			CrashWindow:   c.crashWindow,
@@ -197,7 +218,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	rec, err := reconcile.New(reconcile.Deps{
-		Manager: mgr, Store: o.store, Driver: drv, Logger: log, // the raw driver: its EventSource makes repairs prompt
+		Manager: mgr, Store: sealed, Driver: drv, Logger: log, // the raw driver: its EventSource makes repairs prompt
 		Config: reconcile.Config{
 			Interval:       c.reconcileInterval,
 			OrphanGrace:    c.orphanGrace,
@@ -210,8 +231,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	shutdown := make(chan struct{})
 	handler, err := server.NewServer(server.Deps{
-		Store: o.store, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
+		Store: sealed, Bus: bus, Manager: mgr, Logger: log, AdminToken: adminToken,
 		Version: berth.Version, PublicURL: c.publicURL, Done: shutdown,
+		Security: security, Audit: store, Vault: vault,
 		WakeTimeout: c.wakeTimeout,
 		Signup:      c.signup, SessionTTL: c.sessionTTL, Dashboard: web.Handler(),
 		Metrics: o.metrics.Handler(), Webhooks: o.webhooks, Usage: metering.Reporter{Usage: store},
@@ -237,6 +259,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintln(stdout, "Dashboard not built (run `make web`): / serves a page saying so")
 	}
 	fmt.Fprintf(stdout, "Database: %s; event bus: %s\n", storeKind(getenv), busKind(getenv))
+	fmt.Fprintf(stdout, "Secrets: AES-256-GCM, master key %s from %s\n", keyring.CurrentID(), keySrc.Describe())
 	if generated {
 		fmt.Fprintf(stdout, "Admin token (generated, stored in %s; shown once): %s\n", filepath.Join(c.dataDir, "admin-token"), adminToken)
 	} else {
@@ -359,7 +382,7 @@ func openBus(ctx context.Context, getenv func(string) string, instance string, l
 func newDriver(ctx context.Context, getenv func(string) string, instance string) (berth.Driver, *docker.Driver, error) {
 	switch name := envOr(getenv, "BERTH_DRIVER", "docker"); name {
 	case "docker":
-		d, err := docker.New(ctx, docker.Options{Instance: instance, Version: berth.Version})
+		d, err := docker.New(ctx, docker.Options{Instance: instance, Version: berth.Version, SubnetPool: getenv("BERTH_SUBNET_POOL")})
 		if err != nil {
 			return nil, nil, fmt.Errorf("docker driver: %w", err)
 		}

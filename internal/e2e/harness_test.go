@@ -139,7 +139,7 @@ func startServer(t testing.TB, extraEnv ...string) *instance {
 		"BERTH_LOG_LEVEL=debug",
 	)
 	inst.env = append(inst.env, extraEnv...)
-	t.Cleanup(func() { cleanupEngine(t, name) })
+	t.Cleanup(func() { cleanupEngine(t, name); cleanupFirewall(t, name) })
 	inst.start()
 	t.Cleanup(inst.stop)
 	return inst

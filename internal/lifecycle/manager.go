@@ -37,6 +37,9 @@ type Config struct {
 	// OnChange, when set, is called after a container's recorded state
 	// changed (the ingester re-reads which agents to follow). It must not block.
 	OnChange func()
+	// Env, when set, returns a user's extra environment (their opened
+	// secrets) for every container created for them. Values are never logged.
+	Env func(ctx context.Context, userID string) (map[string]string, error)
 
 	// Crash-loop policy of automatic restarts (see crash.go). The first
 	// restart after a death is immediate, the next ones wait BackoffBase,
@@ -309,13 +312,28 @@ func (m *Manager) create(ctx context.Context, u berth.User, p berth.Plan, index 
 		}
 		return berth.Container{}, err
 	}
-	if len(opts.Secrets) > 0 {
-		// Kept so the container can be re-created with them.
-		if err := m.store.SetContainerSecrets(ctx, c.Name, opts.Secrets); err != nil {
+	// The user's sealed secrets, then the request's (e.g. ANTHROPIC_API_KEY).
+	secrets := map[string]string{}
+	if m.cfg.Env != nil {
+		extra, err := m.cfg.Env(ctx, u.ID)
+		if err != nil {
+			return fail(fmt.Errorf("secrets of %s: %w", u.ID, err))
+		}
+		for k, v := range extra {
+			secrets[k] = v
+		}
+	}
+	for k, v := range opts.Secrets {
+		secrets[k] = v
+	}
+	if len(secrets) > 0 {
+		// Kept (sealed by the store the manager is given) so the container
+		// can be re-created with them.
+		if err := m.store.SetContainerSecrets(ctx, c.Name, secrets); err != nil {
 			return fail(fmt.Errorf("record secrets of %s: %w", c.Name, err))
 		}
 	}
-	inst, err := m.driver.Create(ctx, m.spec(c, opts.Secrets))
+	inst, err := m.driver.Create(ctx, m.spec(c, secrets))
 	if err != nil {
 		return fail(fmt.Errorf("create container %s: %w", c.Name, err))
 	}
@@ -354,7 +372,7 @@ func (m *Manager) spec(c berth.Container, secrets map[string]string) berth.Conta
 			env[k] = v
 		}
 	}
-	return berth.ContainerSpec{
+	spec := berth.ContainerSpec{
 		Name:      c.Name,
 		UserID:    c.UserID,
 		Plan:      c.Plan,
@@ -363,6 +381,12 @@ func (m *Manager) spec(c berth.Container, secrets map[string]string) berth.Conta
 		Env:       env,
 		AgentPort: c.AgentPort,
 	}
+	// The plan's sandbox settings; a plan withdrawn since gets the defaults
+	// (runc, egress on, DefaultNofile).
+	if p, err := m.cfg.Plans.Get(c.Plan); err == nil {
+		spec.Nofile, spec.Runtime, spec.NoEgress = p.NofileLimit(), p.Runtime, !p.EgressAllowed()
+	}
+	return spec
 }
 
 // reserve checks capacity, picks an agent port and inserts the record in

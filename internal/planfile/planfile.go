@@ -14,6 +14,9 @@
 //	    price_monthly: 49
 //	    pids_limit: 512
 //	    image: acme/agent:1.4
+//	    nofile: 8192        # open-files ulimit (default 4096)
+//	    runtime: runsc      # OCI runtime: runc (default) or runsc (gVisor)
+//	    egress: off         # outbound internet: on (default) or off
 //	    idle_timeout: 30m   # stop after 30 minutes without activity; 0 or absent: never
 //	  free:
 //	    disabled: true      # withdraw a built-in plan
@@ -47,6 +50,9 @@ type entry struct {
 	PriceMonthly      *int     `yaml:"price_monthly"`
 	PidsLimit         *int64   `yaml:"pids_limit"`
 	Image             *string  `yaml:"image"`
+	Nofile            *int64   `yaml:"nofile"`
+	Runtime           *string  `yaml:"runtime"`
+	Egress            *string  `yaml:"egress"`
 	IdleTimeout       *string  `yaml:"idle_timeout"`
 	Disabled          bool     `yaml:"disabled"`
 }
@@ -69,8 +75,10 @@ func Load(path string, base berth.Plans) (berth.Plans, error) {
 
 // Parse merges a plans document over base and validates the result. Fields
 // a plan gives override the built-in plan of the same name; a plan with a new
-// name must give every field but image. Unknown keys are errors, so a typo
-// never silently falls back to a default.
+// name must give every field but image, nofile, runtime and egress. Unknown
+// keys are errors, so a typo never silently falls back to a default, and no
+// key can weaken a container's hardening (privileged, capabilities, seccomp,
+// user, mounts, host namespaces): only the documented fields exist.
 func Parse(data []byte, base berth.Plans) (berth.Plans, error) {
 	if len(data) > maxFileSize {
 		return nil, berth.Errorf(berth.ErrInvalid, "plans file is larger than %d bytes", maxFileSize)
@@ -146,6 +154,15 @@ func Parse(data []byte, base berth.Plans) (berth.Plans, error) {
 		}
 		if e.Image != nil {
 			p.Image = *e.Image
+		}
+		if e.Nofile != nil {
+			p.Nofile = *e.Nofile
+		}
+		if e.Runtime != nil {
+			p.Runtime = *e.Runtime
+		}
+		if e.Egress != nil {
+			p.Egress = *e.Egress
 		}
 		if e.IdleTimeout != nil {
 			d, err := parseIdle(*e.IdleTimeout)

@@ -107,7 +107,7 @@ func (s *server) admin(h http.HandlerFunc) http.Handler {
 			s.fail(w, r, berth.Errorf(berth.ErrForbidden, "this endpoint needs the admin token"))
 			return
 		}
-		h(w, r.WithContext(withPrincipal(r.Context(), p)))
+		s.audited(p, h)(w, r.WithContext(withPrincipal(r.Context(), p)))
 	})
 }
 
@@ -124,7 +124,7 @@ func (s *server) owner(h http.HandlerFunc) http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		h(w, r.WithContext(withPrincipal(r.Context(), p)))
+		s.audited(p, h)(w, r.WithContext(withPrincipal(r.Context(), p)))
 	})
 }
 

@@ -67,6 +67,18 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		opts.Secrets = map[string]string{"ANTHROPIC_API_KEY": req.AnthropicAPIKey}
+		if s.vault != nil {
+			// Sealed at rest, so every later creation of the user's
+			// containers gets it too (never stored in plaintext).
+			if err := berth.ValidateUserID(req.UserID); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if _, err := s.vault.Put(r.Context(), req.UserID, "ANTHROPIC_API_KEY", req.AnthropicAPIKey); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+		}
 	}
 	c, err := s.mgr.Create(r.Context(), req.UserID, req.Plan, opts)
 	if err != nil {
@@ -192,12 +204,27 @@ func (s *server) containerJSON(r *http.Request, o lifecycle.Observed) api.Contai
 		WebsocketURL:    s.websocketURL(r, c.UserID),
 		CreatedAt:       &created,
 	}
+	if o.Instance != nil {
+		out.Runtime = o.Instance.Runtime
+	} else if p, err := s.mgr.Plans().Get(c.Plan); err == nil {
+		out.Runtime = p.Runtime
+	}
+	if out.Runtime == "" {
+		out.Runtime = berth.RuntimeRunc
+	}
 	if o.Instance == nil && c.Status != berth.StatusCreating {
 		out.Status, out.Health = "missing", "unknown"
 	}
 	if o.Instance != nil && !o.Instance.Running && c.Status != berth.StatusRunning && o.Instance.State != "created" {
 		code := o.Instance.ExitCode
 		out.ExitCode, out.OOMKilled = &code, o.Instance.OOMKilled
+	}
+	if o.Instance != nil && (o.Instance.OOMKilled || o.Instance.OOMKills > 0) {
+		// The engine saw the kernel OOM-kill a process of the container
+		// (the container itself, or a process in it, which the kernel
+		// picked as the largest).
+		out.OOMKilled = true
+		out.OOMKills = o.Instance.OOMKills
 	}
 	if c.Status == berth.StatusRunning && !c.StartedAt.IsZero() {
 		st := c.StartedAt

@@ -36,6 +36,10 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/automation/{user_id}/actions", s.owner(s.handleAutomationActions))
 	mux.Handle("GET /api/automation/{user_id}/workflows", s.owner(s.handleAutomationWorkflows))
 
+	mux.Handle("GET /api/containers/{user_id}/secrets", s.owner(s.handleSecretsList))
+	mux.Handle("PUT /api/containers/{user_id}/secrets/{name}", s.owner(s.handleSecretPut))
+	mux.Handle("DELETE /api/containers/{user_id}/secrets/{name}", s.owner(s.handleSecretDelete))
+	mux.Handle("GET /api/admin/audit", s.admin(s.handleAdminAudit))
 	mux.Handle("/proxy/{user_id}/{rest...}", s.owner(s.proxy.ServeHTTP))
 
 	mux.HandleFunc("GET /ws/admin", s.handleAdminWS)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth/berth"
 	"github.com/berth/berth/internal/lifecycle"
+	"github.com/berth/berth/internal/secrets"
 )
 
 // Deps are what the server needs. Store, Manager and AdminToken are required.
@@ -30,6 +31,13 @@ type Deps struct {
 	// Done, when closed, ends every WebSocket stream (graceful shutdown:
 	// http.Server.Shutdown does not track hijacked connections).
 	Done <-chan struct{}
+	// Security configures rate limits, CORS and deadlines (hardening.go).
+	Security Security
+	// Audit, when set, records every admin-authenticated request.
+	Audit berth.AuditLog
+	// Vault, when set, keeps tenant secrets (the secrets endpoints answer
+	// 503 without it).
+	Vault *secrets.Vault
 	// WakeTimeout bounds how long a proxied request waits for a stopped
 	// container to wake; default 60 s.
 	WakeTimeout time.Duration
@@ -59,6 +67,9 @@ type server struct {
 	publicURL string
 	now       func() time.Time
 	done      <-chan struct{}
+	sec       Security
+	audit     berth.AuditLog
+	vault     *secrets.Vault
 	proxy     http.Handler
 	signup    bool
 	ttl       time.Duration
@@ -93,6 +104,9 @@ func NewServer(d Deps) (http.Handler, error) {
 		metrics:   d.Metrics,
 		webhooks:  d.Webhooks,
 		usage:     d.Usage,
+		sec:       d.Security.withDefaults(),
+		audit:     d.Audit,
+		vault:     d.Vault,
 	}
 	if s.ttl <= 0 {
 		s.ttl = 7 * 24 * time.Hour
@@ -110,7 +124,7 @@ func NewServer(d Deps) (http.Handler, error) {
 	s.proxy = px
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return s.middleware(mux), nil
+	return s.harden(s.middleware(mux)), nil
 }
 
 type ctxKey int

@@ -208,12 +208,16 @@ func (s *Sampler) SampleOnce(ctx context.Context) error {
 			if !counting || !cur.startedAt.Equal(in.StartedAt) {
 				from = in.StartedAt
 			}
-			incs = append(incs, split(ob.c, from, ob.at)...)
+			rt := in.Runtime
+			if rt == "" {
+				rt = berth.RuntimeRunc
+			}
+			incs = append(incs, split(ob.c, rt, from, ob.at)...)
 			s.cursors[name] = cursor{startedAt: in.StartedAt, last: later(ob.at, from)}
 			saves = append(saves, berth.UsageCursor{Container: name, StartedAt: in.StartedAt, Until: later(ob.at, from)})
 			if u := ob.usage; u != nil {
 				incs = append(incs, berth.UsageIncrement{UserID: ob.c.UserID, Day: day(ob.at), Plan: ob.c.Plan,
-					Runtime: berth.RuntimeRunc, PeakMemory: u.MemoryBytes})
+					Runtime: rt, PeakMemory: u.MemoryBytes})
 				s.latest[name] = Sample{UserID: ob.c.UserID, Container: name, Plan: ob.c.Plan,
 					CPUPercent: u.CPUPercent, MemoryBytes: u.MemoryBytes, Time: ob.at}
 			}
@@ -222,7 +226,11 @@ func (s *Sampler) SampleOnce(ctx context.Context) error {
 		// Stopped: count the end of the run we were counting, to the
 		// engine's FinishedAt.
 		if counting && cur.startedAt.Equal(in.StartedAt) && in.FinishedAt.After(cur.last) {
-			incs = append(incs, split(ob.c, cur.last, in.FinishedAt)...)
+			rt := in.Runtime
+			if rt == "" {
+				rt = berth.RuntimeRunc
+			}
+			incs = append(incs, split(ob.c, rt, cur.last, in.FinishedAt)...)
 		}
 		delete(s.cursors, name)
 		delete(s.latest, name)
@@ -262,7 +270,7 @@ func later(a, b time.Time) time.Time {
 func day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
 // split turns the running interval [from, to) into increments by UTC day.
-func split(c berth.Container, from, to time.Time) []berth.UsageIncrement {
+func split(c berth.Container, runtime string, from, to time.Time) []berth.UsageIncrement {
 	var out []berth.UsageIncrement
 	from, to = from.UTC(), to.UTC()
 	for from.Before(to) {
@@ -271,7 +279,7 @@ func split(c berth.Container, from, to time.Time) []berth.UsageIncrement {
 		if end.After(to) {
 			end = to
 		}
-		out = append(out, berth.UsageIncrement{UserID: c.UserID, Day: day(from), Plan: c.Plan, Runtime: berth.RuntimeRunc,
+		out = append(out, berth.UsageIncrement{UserID: c.UserID, Day: day(from), Plan: c.Plan, Runtime: runtime,
 			RunningSeconds: end.Sub(from).Seconds()})
 		from = end
 	}

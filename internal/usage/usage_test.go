@@ -13,11 +13,11 @@ func TestSplitAcrossMidnight(t *testing.T) {
 	t.Parallel()
 	c := berth.Container{UserID: "u", Plan: "pro"}
 	from := time.Date(2026, 3, 1, 23, 59, 30, 0, time.UTC)
-	incs := split(c, from, from.Add(90*time.Second))
+	incs := split(c, berth.RuntimeRunc, from, from.Add(90*time.Second))
 	if len(incs) != 2 || incs[0].Day != "2026-03-01" || incs[0].RunningSeconds != 30 || incs[1].Day != "2026-03-02" || incs[1].RunningSeconds != 60 {
 		t.Fatalf("split = %+v", incs)
 	}
-	if got := split(c, from, from); len(got) != 0 {
+	if got := split(c, berth.RuntimeRunc, from, from); len(got) != 0 {
 		t.Errorf("empty interval = %+v", got)
 	}
 }

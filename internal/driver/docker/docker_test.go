@@ -167,17 +167,30 @@ func TestHardenedConfig(t *testing.T) {
 	check("restart policy no", h.RestartPolicy.Name == container.RestartPolicyDisabled)
 	check("no init", h.Init != nil && !*h.Init)
 	check("no host namespaces", !h.NetworkMode.IsHost() && !h.PidMode.IsHost() && !h.IpcMode.IsHost() && !h.UTSMode.IsHost() && !h.UsernsMode.IsHost())
-	check("own network, not the default bridge", string(h.NetworkMode) == d.Instance()+"-tenants" && len(c.NetworkSettings.Networks) == 1)
+	check("own network, not the default bridge", string(h.NetworkMode) == s.Name+"-net" && len(c.NetworkSettings.Networks) == 1)
 	bound := c.NetworkSettings.Ports["9000/tcp"]
 	check(fmt.Sprintf("agent port published on 127.0.0.1:%d only (%v)", s.AgentPort, bound),
 		len(c.NetworkSettings.Ports) == 1 && len(bound) == 1 && bound[0].HostIP == "127.0.0.1" && bound[0].HostPort == fmt.Sprint(s.AgentPort))
 
-	n, err := d.Client().NetworkInspect(ctx, d.Instance()+"-tenants", network.InspectOptions{})
+	n, err := d.Client().NetworkInspect(ctx, s.Name+"-net", network.InspectOptions{})
 	if err != nil {
 		t.Fatalf("NetworkInspect: %v", err)
 	}
 	check("network ICC disabled", n.Options["com.docker.network.bridge.enable_icc"] == "false")
-	check("network labelled", n.Labels[berth.LabelInstance] == d.Instance())
+	check("network labelled", n.Labels[berth.LabelInstance] == d.Instance() && n.Labels[berth.LabelName] == s.Name)
+	check("network subnet from the pool", len(n.IPAM.Config) == 1 && strings.HasPrefix(n.IPAM.Config[0].Subnet, "10.213.") && strings.HasSuffix(n.IPAM.Config[0].Subnet, "/28"))
+	check("bridge named for the firewall", n.Options["com.docker.network.bridge.name"] != "" && strings.HasPrefix(n.Options["com.docker.network.bridge.name"], docker.BridgePrefix(d.Instance())))
+	check("egress on by default: not internal", !n.Internal)
+	check("runtime runc by default", h.Runtime == "" || h.Runtime == "runc")
+	check("default seccomp (not unconfined)", !strings.Contains(strings.Join(h.SecurityOpt, ","), "unconfined"))
+	check("no binds, no docker socket", len(h.Binds) == 0 && func() bool {
+		for _, m := range c.Mounts {
+			if m.Type == "bind" || strings.Contains(m.Source, "docker.sock") {
+				return false
+			}
+		}
+		return true
+	}())
 	v, err := d.Client().VolumeInspect(ctx, s.Name+"-data")
 	if err != nil {
 		t.Fatalf("VolumeInspect: %v", err)

@@ -38,7 +38,6 @@ var _ berth.Driver = (*Driver)(nil)
 const (
 	dataDir      = "/data"
 	tenantUser   = "65534:65534"
-	nofileLimit  = 4096
 	tmpfsOptions = "rw,nosuid,nodev,size=64m,mode=1777"
 	maxLogBytes  = 8 << 20 // Logs keeps at most this much text
 	statsGap     = 100 * time.Millisecond
@@ -57,6 +56,11 @@ type Options struct {
 	// Client talks to the engine; nil means one built from the environment
 	// (DOCKER_HOST etc.) with API version negotiation.
 	Client *client.Client
+	// SubnetPool is the IPv4 range per-container networks take their
+	// subnets from (DefaultSubnetPool when empty), carved into /SubnetBits
+	// (DefaultSubnetBits when 0).
+	SubnetPool string
+	SubnetBits int
 }
 
 // Driver implements berth.Driver on Docker. It is safe for concurrent use.
@@ -70,6 +74,8 @@ type Driver struct {
 
 	hostMu sync.Mutex
 	ncpu   int // cached Info().NCPU, 0 until first asked
+
+	pool subnetPool // per-container network subnets
 }
 
 // New returns a driver for the given instance. It does not require the
@@ -86,9 +92,13 @@ func New(ctx context.Context, o Options) (*Driver, error) {
 			return nil, berth.Wrap(berth.ErrInvalid, err, "docker: configure client from environment")
 		}
 	}
+	pool, err := parsePool(o.SubnetPool, o.SubnetBits)
+	if err != nil {
+		return nil, err
+	}
 	// Best effort: negotiation is retried on the first call if the engine is down.
 	cli.NegotiateAPIVersion(ctx)
-	return &Driver{cli: cli, instance: o.Instance, version: o.Version}, nil
+	return &Driver{cli: cli, instance: o.Instance, version: o.Version, pool: pool}, nil
 }
 
 // validateInstance keeps the instance usable in container, volume and
@@ -112,7 +122,6 @@ func (d *Driver) Instance() string { return d.instance }
 // Client returns the SDK client the driver uses.
 func (d *Driver) Client() *client.Client { return d.cli }
 
-func (d *Driver) networkName() string    { return d.instance + "-tenants" }
 func volumeName(container string) string { return container + "-data" }
 func (d *Driver) instanceFilter() filters.Args {
 	return filters.NewArgs(filters.Arg("label", berth.LabelInstance+"="+d.instance))
@@ -181,44 +190,6 @@ func resources(l berth.Limits) container.Resources {
 		MemorySwap: l.MemoryBytes, // equal to Memory: no swap
 		NanoCPUs:   int64(math.Round(l.CPUs * 1e9)),
 		PidsLimit:  &pids,
-	}
-}
-
-// ensureNetwork returns the ID of the instance's tenant network, creating it
-// if needed. Safe against concurrent callers in this process, and against
-// another process creating it at the same time (a conflict re-inspects).
-func (d *Driver) ensureNetwork(ctx context.Context) (string, error) {
-	d.netMu.Lock()
-	defer d.netMu.Unlock()
-	name := d.networkName()
-	for attempt := 0; ; attempt++ {
-		n, err := d.cli.NetworkInspect(ctx, name, network.InspectOptions{})
-		if err == nil {
-			if n.Labels[berth.LabelInstance] != d.instance {
-				return "", berth.Errorf(berth.ErrConflict, "network %s exists but does not belong to instance %s", name, d.instance)
-			}
-			return n.ID, nil
-		}
-		if !isNotFound(err) {
-			return "", d.classify(err, "inspect network "+name)
-		}
-		resp, err := d.cli.NetworkCreate(ctx, name, network.CreateOptions{
-			Driver: "bridge",
-			Labels: map[string]string{berth.LabelInstance: d.instance},
-			Options: map[string]string{
-				// Tenants share this network but cannot reach each other.
-				"com.docker.network.bridge.enable_icc": "false",
-			},
-			// No IPAM: the engine picks a subnet from its default pool; one
-			// network per instance does not exhaust it.
-		})
-		if err == nil {
-			return resp.ID, nil
-		}
-		if isConflict(err) && attempt < 3 {
-			continue // someone else made it: inspect again
-		}
-		return "", d.classify(err, "create network "+name)
 	}
 }
 
@@ -306,13 +277,20 @@ func (d *Driver) Create(ctx context.Context, spec berth.ContainerSpec) (berth.In
 	labels[berth.LabelVersion] = d.version
 	labels[berth.LabelName] = spec.Name
 
-	netID, err := d.ensureNetwork(ctx)
+	// Each container gets its own bridge network: tenants share no L2
+	// segment, name resolution or subnet.
+	netName, netID, err := d.ensureTenantNetwork(ctx, spec)
 	if err != nil {
 		return berth.Instance{}, err
 	}
 	madeVolume, err := d.ensureVolume(ctx, spec)
 	if err != nil {
+		d.dropNetwork(ctx, spec.Name)
 		return berth.Instance{}, err
+	}
+	nofile := spec.Nofile
+	if nofile <= 0 {
+		nofile = berth.DefaultNofile
 	}
 
 	cfg := &container.Config{
@@ -324,10 +302,11 @@ func (d *Driver) Create(ctx context.Context, spec berth.ContainerSpec) (berth.In
 		WorkingDir:   dataDir,
 	}
 	res := resources(spec.Limits)
-	res.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: nofileLimit, Hard: nofileLimit}}
+	res.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: nofile, Hard: nofile}}
 	noInit := false // the agent is PID 1 and reaps its children
 	host := &container.HostConfig{
-		NetworkMode: container.NetworkMode(d.networkName()),
+		NetworkMode: container.NetworkMode(netName),
+		Runtime:     spec.Runtime, // "" is the engine's default (runc)
 		PortBindings: nat.PortMap{agentPort: {{
 			HostIP:   "127.0.0.1", // never 0.0.0.0: only the control plane reaches the agent
 			HostPort: strconv.Itoa(spec.AgentPort),
@@ -343,6 +322,7 @@ func (d *Driver) Create(ctx context.Context, spec berth.ContainerSpec) (berth.In
 		Privileged:     false,
 		Init:           &noInit,
 		IpcMode:        container.IPCModePrivate,
+		CgroupnsMode:   container.CgroupnsModePrivate, // cgroup v1 engines default to the host's
 		LogConfig: container.LogConfig{
 			Type:   "json-file",
 			Config: map[string]string{"max-size": "10m", "max-file": "3"},
@@ -350,7 +330,7 @@ func (d *Driver) Create(ctx context.Context, spec berth.ContainerSpec) (berth.In
 		Resources: res,
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		d.networkName(): {NetworkID: netID},
+		netName: {NetworkID: netID},
 	}}
 
 	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, spec.Name)
@@ -364,6 +344,7 @@ func (d *Driver) Create(ctx context.Context, spec berth.ContainerSpec) (berth.In
 				err = errors.Join(err, d.classify(rerr, "remove volume "+volumeName(spec.Name)))
 			}
 		}
+		d.dropNetwork(ctx, spec.Name)
 		return berth.Instance{}, err
 	}
 	inst, err := d.inspectID(ctx, resp.ID)
@@ -419,6 +400,9 @@ func toInstance(c container.InspectResponse) berth.Instance {
 		in.Running = s.Running
 		in.ExitCode = s.ExitCode
 		in.OOMKilled = s.OOMKilled
+		if s.Running {
+			in.OOMKills = oomKills(c.ID)
+		}
 		in.Error = s.Error
 		in.StartedAt = parseTime(s.StartedAt)
 		in.FinishedAt = parseTime(s.FinishedAt)
@@ -434,6 +418,10 @@ func toInstance(c container.InspectResponse) berth.Instance {
 			break
 		}
 		in.Network = string(h.NetworkMode)
+		in.Runtime = h.Runtime
+	}
+	if in.Runtime == "" {
+		in.Runtime = berth.RuntimeRunc
 	}
 	for _, m := range c.Mounts {
 		if m.Destination == dataDir {
@@ -537,7 +525,13 @@ func (d *Driver) Remove(ctx context.Context, name string, removeVolume bool) err
 	case !errors.Is(err, berth.ErrNotFound):
 		return err
 	}
-	if !removeVolume || !validName(name) {
+	if !validName(name) {
+		return nil
+	}
+	if err := d.removeTenantNetwork(ctx, name); err != nil {
+		return err
+	}
+	if !removeVolume {
 		return nil
 	}
 	vname := volumeName(name)

@@ -414,10 +414,12 @@ func testConcurrentCreate(t *testing.T, newDriver func(t *testing.T) (berth.Driv
 	if t.Failed() {
 		return
 	}
-	for _, in := range got[1:] {
-		if in.Network != got[0].Network {
-			t.Errorf("containers on networks %q and %q, want one network per instance", got[0].Network, in.Network)
+	seen := map[string]string{}
+	for _, in := range got {
+		if other, dup := seen[in.Network]; dup || in.Network == "" {
+			t.Errorf("containers %s and %s share network %q, want one network per container", other, in.Name, in.Network)
 		}
+		seen[in.Network] = in.Name
 	}
 }
 

@@ -92,6 +92,11 @@ func TestOpsConformance(t *testing.T) {
 	storetest.RunOps(t, func(t *testing.T) storetest.OpsStore { return open(t, newDatabase(t)) })
 }
 
+func TestSecurityConformance(t *testing.T) {
+	needCluster(t)
+	storetest.RunSecurity(t, func(t *testing.T) storetest.SecurityStore { return open(t, newDatabase(t)) })
+}
+
 func TestLockerConformance(t *testing.T) {
 	needCluster(t)
 	url := newDatabase(t)

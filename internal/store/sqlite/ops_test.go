@@ -13,3 +13,10 @@ func TestOpsConformance(t *testing.T) {
 		return openTemp(t, filepath.Join(t.TempDir(), "berth.db"))
 	})
 }
+
+// The secrets and audit-log conformance suite, shared with the PostgreSQL store.
+func TestSecurityConformance(t *testing.T) {
+	storetest.RunSecurity(t, func(t *testing.T) storetest.SecurityStore {
+		return openTemp(t, filepath.Join(t.TempDir(), "berth.db"))
+	})
+}

@@ -125,6 +125,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) (err error) {
 		`DELETE FROM password_links WHERE user_id = ?`,
 		`DELETE FROM credentials WHERE user_id = ?`,
 		`DELETE FROM containers WHERE user_id = ?`,
+		`DELETE FROM tenant_secrets WHERE user_id = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return mapErr(op, err)
