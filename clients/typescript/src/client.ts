@@ -187,6 +187,10 @@ export class BerthClient {
     return this.request('PUT', `/api/users/${seg(userId)}/plan`, { plan });
   }
   /** Every user's actions (or q.user_id's), with the per-user filters. */
+  /** Admin actions, newest first; page with `before` (an entry id). */
+  adminAudit(limit?: number, before?: number): Promise<T.AuditLog> {
+    return this.request('GET', `/api/admin/audit${query({ limit, before })}`);
+  }
   adminActions(q: T.AdminActionsQuery = {}): Promise<T.ActionsPage> {
     return this.request('GET', `/api/admin/actions${query({ ...q })}`);
   }
@@ -242,6 +246,19 @@ export class BerthClient {
   /** Lifecycle events of the user's default container, newest first (limit 1–1000, default 100). */
   containerEvents(userId: string, limit?: number): Promise<T.ContainerEventList> {
     return this.request('GET', `/api/containers/${seg(userId)}/events${query({ limit })}`);
+  }
+
+  // Secrets: encrypted at rest, injected as environment variables; values are write-only.
+  /** The user's secrets: names and masked hints. */
+  secrets(userId: string): Promise<T.SecretList> {
+    return this.request('GET', `/api/containers/${seg(userId)}/secrets`);
+  }
+  /** Sets a secret; it reaches the container when the container is next created. */
+  putSecret(userId: string, name: string, value: string): Promise<T.SecretResponse> {
+    return this.request('PUT', `/api/containers/${seg(userId)}/secrets/${seg(name)}`, { value });
+  }
+  deleteSecret(userId: string, name: string): Promise<T.SecretResponse> {
+    return this.request('DELETE', `/api/containers/${seg(userId)}/secrets/${seg(name)}`);
   }
 
   // Automation.

@@ -50,6 +50,10 @@ export interface Container {
   last_error?: string;
   exit_code?: number;
   oom_killed?: boolean;
+  /** OOM kills inside the running container since it started */
+  oom_kills?: number;
+  /** the OCI runtime: runc, or runsc for the gVisor tier */
+  runtime?: string;
   plan?: string;
   image?: string;
   limits?: Limits;
@@ -392,4 +396,42 @@ export interface UsageReport {
   from: string;
   to: string;
   rows: UsageRow[];
+}
+
+/** A tenant secret as the API shows it: the value is write-only. */
+export interface Secret {
+  name: string;
+  /** masked, e.g. "sk-…f3a9" */
+  hint: string;
+  updated_at: string;
+}
+
+export interface SecretList {
+  user_id: string;
+  secrets: Secret[];
+  /** when a change reaches the containers */
+  applies: string;
+}
+
+export interface SecretResponse {
+  success: boolean;
+  user_id: string;
+  secret?: Secret;
+  applies: string;
+}
+
+/** One admin action: who did what to whom, when, from where. */
+export interface AuditEntry {
+  id: number;
+  time: string;
+  actor: string;
+  method: string;
+  route: string;
+  target_user: string;
+  remote_addr: string;
+  status: number;
+}
+
+export interface AuditLog {
+  entries: AuditEntry[];
 }

@@ -166,6 +166,11 @@ const TS_TO_SCHEMA: Record<string, string> = {
   WebhookEvent: 'WebhookEvent',
   UsageRow: 'UsageRow',
   UsageReport: 'UsageReport',
+  Secret: 'Secret',
+  SecretList: 'SecretList',
+  SecretResponse: 'SecretResponse',
+  AuditEntry: 'AuditEntry',
+  AuditLog: 'AuditLog',
 };
 
 /** Schemas without a TS interface: request bodies the client builds inline from its arguments. */
@@ -177,6 +182,7 @@ const SCHEMAS_WITHOUT_INTERFACE = new Set([
   'AdminLoginRequest', // adminLogin(token)
   'SetPasswordRequest', // setPassword(token, password)
   'CreateTokenRequest', // createToken(name)
+  'SecretRequest', // putSecret(userId, name, value)
 ]);
 
 /** queryKeys lists the names a call's ${query({ … })} sends: its keys, and a spread argument's interface fields. */
