@@ -212,6 +212,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			CrashWindow:   c.crashWindow,
 			CrashLimit:    c.crashLimit,
 			AgentAddr:     agentAddr,
+			OnRepair:      o.metrics.Repair,
 		},
 	})
 	if err != nil {
@@ -220,10 +221,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	rec, err := reconcile.New(reconcile.Deps{
 		Manager: mgr, Store: sealed, Driver: drv, Logger: log, // the raw driver: its EventSource makes repairs prompt
 		Config: reconcile.Config{
-			Interval:       c.reconcileInterval,
-			OrphanGrace:    c.orphanGrace,
-			HealthInterval: c.healthInterval,
-			HealthFailures: c.healthFailures,
+			Interval:        c.reconcileInterval,
+			OrphanGrace:     c.orphanGrace,
+			HealthInterval:  c.healthInterval,
+			HealthFailures:  c.healthFailures,
+			OnRepair:        o.metrics.Repair,
+			OnHealthFailure: o.metrics.HealthFailure,
 		},
 	})
 	if err != nil {

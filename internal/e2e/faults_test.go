@@ -194,6 +194,9 @@ func TestFaultRemoveTenant(t *testing.T) {
 		return running && id != old.ID && s.healthyAgain("rm", adminToken)
 	})
 	recordRecovery(t, "docker rm -f tenant container", time.Since(t0))
+	if m := s.mustCall(200, "GET", "/metrics", adminToken, nil, nil); !strings.Contains(m, `berth_reconciler_repairs_total{kind="recreate"}`) {
+		t.Errorf("the re-creation is not counted in /metrics")
+	}
 	now, err := dockerC.ContainerInspect(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)

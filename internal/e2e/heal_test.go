@@ -77,6 +77,9 @@ func TestHealthRestartsHungAgent(t *testing.T) {
 		return running && started != before && s.healthyAgain("hung", ob.Token)
 	})
 	recordRecovery(t, "agent hung (SIGSTOP): health restart", time.Since(t0))
+	if m := s.mustCall(200, "GET", "/metrics", adminToken, nil, nil); !strings.Contains(m, "berth_agent_health_failures_total") || strings.Contains(m, "berth_agent_health_failures_total 0\n") {
+		t.Errorf("failed health probes are not counted in /metrics")
+	}
 	if st := s.status("hung", ob.Token); !strings.Contains(st.LastError, "health timeout") {
 		t.Errorf("last_error = %q, want a health timeout", st.LastError)
 	}

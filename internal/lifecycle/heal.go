@@ -96,6 +96,9 @@ func (m *Manager) Reconcile(ctx context.Context, name string) (again time.Durati
 		return 0, nil
 	}
 	m.log.Info("reconcile", "container", name, "status", c.Status, "repair", r.String())
+	if m.cfg.OnRepair != nil {
+		m.cfg.OnRepair(r.String())
+	}
 	switch r {
 	case repairFinish:
 		_, err = m.finish(ctx, c)

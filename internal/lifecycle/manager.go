@@ -37,6 +37,9 @@ type Config struct {
 	// OnChange, when set, is called after a container's recorded state
 	// changed (the ingester re-reads which agents to follow). It must not block.
 	OnChange func()
+	// OnRepair, when set, is told of every repair Reconcile starts, by kind
+	// (finish, recreate, stop, restart: metrics). It must not block.
+	OnRepair func(kind string)
 	// Env, when set, returns a user's extra environment (their opened
 	// secrets) for every container created for them. Values are never logged.
 	Env func(ctx context.Context, userID string) (map[string]string, error)

@@ -59,17 +59,19 @@ type Metrics struct {
 	samples func() []ContainerSample
 	cap     int
 
-	httpDuration  *prometheus.HistogramVec
-	wsViewers     prometheus.Gauge
-	onboarding    prometheus.Histogram
-	containerUp   prometheus.Histogram
-	actions       *prometheus.CounterVec
-	quotaDenials  *prometheus.CounterVec
-	lifecycle     *prometheus.CounterVec
-	engineLatency *prometheus.HistogramVec
-	engineErrors  *prometheus.CounterVec
-	webhookSent   *prometheus.CounterVec
-	webhookDrop   prometheus.Counter
+	httpDuration   *prometheus.HistogramVec
+	wsViewers      prometheus.Gauge
+	onboarding     prometheus.Histogram
+	containerUp    prometheus.Histogram
+	actions        *prometheus.CounterVec
+	quotaDenials   *prometheus.CounterVec
+	lifecycle      *prometheus.CounterVec
+	repairs        *prometheus.CounterVec
+	healthFailures prometheus.Counter
+	engineLatency  *prometheus.HistogramVec
+	engineErrors   *prometheus.CounterVec
+	webhookSent    *prometheus.CounterVec
+	webhookDrop    prometheus.Counter
 
 	mu          sync.Mutex
 	actionTypes map[string]bool
@@ -108,6 +110,11 @@ func New(o Options) (*Metrics, error) {
 	m.lifecycle = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "berth_lifecycle_events_total", Help: "Lifecycle events recorded (created, started, died, failed, workflow_failed, ...)."},
 		[]string{"event"})
+	m.repairs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "berth_reconciler_repairs_total", Help: "Repairs started by the reconciler, by kind (finish, recreate, stop, restart, orphan_removed)."},
+		[]string{"kind"})
+	m.healthFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "berth_agent_health_failures_total", Help: "Failed /health probes of tenant agents."})
 	m.engineLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "berth_engine_request_duration_seconds", Help: "Container engine call latency by driver operation.",
 		Buckets: latency}, []string{"op"})
@@ -123,7 +130,7 @@ func New(o Options) (*Metrics, error) {
 		ConstLabels: prometheus.Labels{"version": o.Version}})
 	build.Set(1)
 	m.reg.MustRegister(m.httpDuration, m.wsViewers, m.onboarding, m.containerUp, m.actions, m.quotaDenials,
-		m.lifecycle, m.engineLatency, m.engineErrors, m.webhookSent, m.webhookDrop, build,
+		m.lifecycle, m.repairs, m.healthFailures, m.engineLatency, m.engineErrors, m.webhookSent, m.webhookDrop, build,
 		&stateCollector{m: m}, &usageCollector{m: m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m, nil
@@ -250,6 +257,12 @@ func (m *Metrics) WebhookAttempt(outcome string) { m.webhookSent.WithLabelValues
 
 // WebhookDropped counts one event dropped from the full webhook queue.
 func (m *Metrics) WebhookDropped() { m.webhookDrop.Inc() }
+
+// Repair counts one reconciler repair of a kind (a short fixed name).
+func (m *Metrics) Repair(kind string) { m.repairs.WithLabelValues(boundedEvent(kind)).Inc() }
+
+// HealthFailure counts one failed agent /health probe.
+func (m *Metrics) HealthFailure() { m.healthFailures.Inc() }
 
 // stateCollector reads containers by state and plan from the store at scrape time.
 type stateCollector struct{ m *Metrics }

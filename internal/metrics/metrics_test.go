@@ -87,3 +87,22 @@ func TestActionLabelsAreBounded(t *testing.T) {
 		t.Errorf("known label = %q", got)
 	}
 }
+
+func TestRepairsAndHealthFailures(t *testing.T) {
+	t.Parallel()
+	m, _ := New(Options{Store: fakeStore{}})
+	m.Repair("recreate")
+	m.Repair("recreate")
+	m.Repair("orphan_removed")
+	m.HealthFailure()
+	text := scrapeText(t, m)
+	for _, want := range []string{
+		`berth_reconciler_repairs_total{kind="recreate"} 2`,
+		`berth_reconciler_repairs_total{kind="orphan_removed"} 1`,
+		`berth_agent_health_failures_total 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

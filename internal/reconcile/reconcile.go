@@ -34,6 +34,11 @@ type Config struct {
 	HealthTimeout  time.Duration // one probe; default 3 s
 	HealthFailures int           // failures in a row before a restart; default 3
 	Workers        int           // concurrent repairs and probes; default 4
+	// OnRepair is told of repairs the reconciler makes itself (kind
+	// "orphan_removed"); OnHealthFailure of every failed /health probe.
+	// Either may be nil; neither may block.
+	OnRepair        func(kind string)
+	OnHealthFailure func()
 }
 
 // Deps are the reconciler's dependencies.
@@ -341,6 +346,9 @@ func (r *Reconciler) Pass(ctx context.Context) error {
 			continue
 		}
 		r.log.Warn("removed berth container unknown to the store (its volume is kept)", "container", name)
+		if r.cfg.OnRepair != nil {
+			r.cfg.OnRepair("orphan_removed")
+		}
 	}
 	return nil
 }
@@ -386,6 +394,9 @@ func (r *Reconciler) check(ctx context.Context, c berth.Container, now time.Time
 	err := r.mgr.Probe(ctx, c, r.cfg.HealthTimeout)
 	if ctx.Err() != nil {
 		return
+	}
+	if err != nil && r.cfg.OnHealthFailure != nil {
+		r.cfg.OnHealthFailure()
 	}
 	r.mu.Lock()
 	if err == nil {
