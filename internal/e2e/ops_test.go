@@ -156,7 +156,8 @@ func TestMetricsMove(t *testing.T) {
 	waitFor(t, 30*time.Second, "action metrics and a resource sample", func() bool {
 		_, after = scrape(t, murl, "") // the separate listener needs no token
 		return metricValue(after, "berth_actions_total") >= 6 &&
-			metricValue(after, "berth_container_memory_bytes", `user="metered"`) > 0
+			metricValue(after, "berth_container_memory_bytes", `user="metered"`) > 0 &&
+			metricValue(after, "berth_engine_request_duration_seconds_count", `op="stats"`) >= 1
 	})
 	checks := []struct {
 		name   string
