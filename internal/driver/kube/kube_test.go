@@ -181,6 +181,7 @@ func TestConformance(t *testing.T) {
 			Instance:      inst,
 			Image:         testImage,
 			FakeWorkloads: true,
+			SharedNetwork: true, // one namespace; tenants are kept apart by NetworkPolicy
 			AgentAddr: func(spec berth.ContainerSpec) string {
 				return fmt.Sprintf("%s.%s.svc:%d", spec.Name, ns, berth.AgentPort)
 			},
