@@ -36,8 +36,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Blocked are the destination ranges tenants may never open connections to.
@@ -209,9 +212,36 @@ func (f *Firewall) hooksVia(fwd string) [][]string {
 	return hs
 }
 
+// hostLock serialises changes to the host's rules between processes:
+// several control planes (replicas of one instance, or test packages) start
+// at once on one host, and a flush of a chain interleaved with another
+// process's appends would leave it holding, say, DROP before the
+// ESTABLISHED rule — cutting the host off from every tenant.
+func hostLock() (unlock func(), err error) {
+	path := filepath.Join(os.TempDir(), "berth-firewall.lock")
+	fd, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("firewall: lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(fd.Fd()), syscall.LOCK_EX); err != nil {
+		fd.Close()
+		return nil, fmt.Errorf("firewall: lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(fd.Fd()), syscall.LOCK_UN)
+		fd.Close()
+	}, nil
+}
+
 // Install creates (or refreshes) the chains and hooks them first into INPUT
-// and DOCKER-USER. Idempotent; safe while containers run.
+// and DOCKER-USER. Idempotent; safe while containers run, and between
+// processes (see hostLock).
 func (f *Firewall) Install(ctx context.Context) error {
+	unlock, err := hostLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	for chain, rules := range map[string][][]string{f.inChain: f.inRules(), f.fwCh: f.fwRules(), f.noCh: f.noRules()} {
 		if f.run(ctx, "-n", "-L", chain) != nil {
 			if err := f.run(ctx, "-N", chain); err != nil {
@@ -240,6 +270,11 @@ func (f *Firewall) Install(ctx context.Context) error {
 
 // Remove deletes the hooks and the chains. Rules already gone are fine.
 func (f *Firewall) Remove(ctx context.Context) error {
+	unlock, err := hostLock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var errs []error
 	for _, h := range append(f.hooksVia("DOCKER-USER"), f.hooksVia("FORWARD")...) {
 		for i := 0; i < 10 && f.run(ctx, append([]string{"-C", h[0]}, h[1:]...)...) == nil; i++ {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -100,4 +101,59 @@ func save(t *testing.T) string {
 		t.Fatalf("iptables -S: %v: %s", err, out)
 	}
 	return string(out)
+}
+
+// TestConcurrentInstallsKeepChainsWhole: replicas of one instance install
+// the same chains at once; the result must be exactly the intended chain,
+// never a flush interleaved with appends (which once left DROP before the
+// ESTABLISHED rule and cut the host off from its tenants).
+func TestConcurrentInstallsKeepChainsWhole(t *testing.T) {
+	if os.Geteuid() != 0 || !Available("") {
+		if os.Getenv("BERTH_TEST_DOCKER") == "1" {
+			t.Fatal("BERTH_TEST_DOCKER=1 but iptables cannot be run as root here")
+		}
+		t.Skip("needs root and iptables")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := Config{Instance: "fwrace", BridgePrefix: "bzzrc", NoEgressPrefix: "xzzrc", Pool: netip.MustParsePrefix("10.213.0.0/16")}
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Remove(context.Background()) })
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g, _ := New(cfg)
+			for range 3 {
+				if err := g.Install(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	in, _ := f.Chains()
+	var got []string
+	for _, l := range strings.Split(save(t), "\n") {
+		if strings.HasPrefix(l, "-A "+in+" ") {
+			got = append(got, l)
+		}
+	}
+	want := []string{
+		"-A " + in + " -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+		"-A " + in + " -j DROP",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("chain %s after concurrent installs:\n%s\nwant:\n%s", in, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
