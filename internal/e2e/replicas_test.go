@@ -57,7 +57,7 @@ func startCluster(t *testing.T, n int) *cluster {
 		}
 	})
 	cl := &cluster{name: "bt-rep-" + randHex(4)}
-	t.Cleanup(func() { cleanupEngine(t, cl.name) }) // runs after the replicas stop
+	t.Cleanup(func() { cleanupEngine(t, cl.name); cleanupFirewall(t, cl.name) }) // runs after the replicas stop
 	var upstreams []string
 	for i := range n {
 		port := freePort(t)

@@ -140,6 +140,12 @@ describe.skipIf(!ready)('dashboard in Chromium against berth serve', () => {
       });
     }
     cleanupEngine();
+    // berth serve's host firewall rules outlive it by design: remove this instance's.
+    try {
+      if (tmp) execFileSync(join(tmp, 'berth'), ['firewall', 'remove', '--instance', instance], { stdio: 'pipe' });
+    } catch {
+      /* no firewall here (not root, no iptables) */
+    }
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
