@@ -122,7 +122,8 @@ func (b *bench) start() error {
 	b.url = "http://127.0.0.1:" + strconv.Itoa(port)
 	b.cmd = exec.Command(b.bin, "serve")
 	b.cmd.Env = append(os.Environ(), "BERTH_LISTEN=127.0.0.1:"+strconv.Itoa(port), "BERTH_DATA_DIR="+filepath.Join(dir, "data"),
-		"BERTH_INSTANCE="+b.instance, "BERTH_ADMIN_TOKEN="+admin, "BERTH_PLANS_FILE="+plans, "BERTH_OVERCOMMIT=100", "BERTH_LOG_LEVEL=warn")
+		"BERTH_INSTANCE="+b.instance, "BERTH_ADMIN_TOKEN="+admin, "BERTH_PLANS_FILE="+plans, "BERTH_OVERCOMMIT=100", "BERTH_LOG_LEVEL=warn",
+		"BERTH_RATE_LIMIT=off", "BERTH_RATE_LIMIT_ADDR=off") // one client address; rate limits are not what is measured
 	b.cmd.Env = append(b.cmd.Env, b.extraEnv...)
 	b.cmd.Stdout, b.cmd.Stderr = io.Discard, os.Stderr
 	if b.logOut != nil {

@@ -173,6 +173,20 @@ func (c *cmd) parse(args []string, positional ...string) ([]string, error) {
 	return pos, nil
 }
 
+// setup parses a verb's arguments and makes its API client: the first two
+// steps of every verb that talks to the server.
+func (c *cmd) setup(args []string, positional ...string) ([]string, *api.Client, error) {
+	pos, err := c.parse(args, positional...)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, cl, nil
+}
+
 func (c *cmd) client() (*api.Client, error) {
 	cfg, _, err := loadConfig(c.env.Getenv)
 	if err != nil {
@@ -414,11 +428,7 @@ func (c *cmd) containersLs(ctx context.Context, args []string) error {
 }
 
 func (c *cmd) containerStatus(ctx context.Context, args []string) error {
-	pos, err := c.parse(args, "<user_id>")
-	if err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.setup(args, "<user_id>")
 	if err != nil {
 		return err
 	}
@@ -467,11 +477,7 @@ func (c *cmd) containerLogs(ctx context.Context, args []string) error {
 	follow := c.fs.Bool("f", false, "follow: keep printing new lines")
 	tail := c.fs.Int("tail", 100, "lines to show first")
 	interval := c.fs.Duration("interval", 2*time.Second, "with -f, how often to poll")
-	pos, err := c.parse(args, "<user_id>")
-	if err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.setup(args, "<user_id>")
 	if err != nil {
 		return err
 	}
@@ -575,11 +581,7 @@ func (c *cmd) automationStart(ctx context.Context, args []string) error {
 }
 
 func (c *cmd) automationStop(ctx context.Context, args []string) error {
-	pos, err := c.parse(args, "<user_id>")
-	if err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.setup(args, "<user_id>")
 	if err != nil {
 		return err
 	}
@@ -595,11 +597,7 @@ func (c *cmd) automationStop(ctx context.Context, args []string) error {
 }
 
 func (c *cmd) automationStatus(ctx context.Context, args []string) error {
-	pos, err := c.parse(args, "<user_id>")
-	if err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.setup(args, "<user_id>")
 	if err != nil {
 		return err
 	}
@@ -645,11 +643,7 @@ func counts(m map[string]int) string {
 func (c *cmd) automationWatch(ctx context.Context, args []string) error {
 	after := c.fs.Int64("after-seq", -1, "first replay the stored actions after this seq")
 	count := c.fs.Int("n", 0, "exit after this many action events (0: until interrupted)")
-	pos, err := c.parse(args, "<user_id>")
-	if err != nil {
-		return err
-	}
-	cl, err := c.client()
+	pos, cl, err := c.setup(args, "<user_id>")
 	if err != nil {
 		return err
 	}

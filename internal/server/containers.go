@@ -132,14 +132,10 @@ func (s *server) handleAction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleLogs(w http.ResponseWriter, r *http.Request) {
-	tail := 100
-	if v := r.URL.Query().Get("tail"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			s.fail(w, r, berth.Errorf(berth.ErrInvalid, "tail must be an integer in [1, 10000]"))
-			return
-		}
-		tail = n
+	tail, err := queryInt(r, "tail", 100, 1, 10000)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	userID := r.PathValue("user_id")
 	logs, err := s.mgr.Logs(r.Context(), userID, tail)
@@ -270,14 +266,10 @@ func (s *server) websocketURL(r *http.Request, userID string) string {
 // died, workflow_completed, quota_denied, …) of a user's default container,
 // newest first.
 func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.fail(w, r, berth.Errorf(berth.ErrInvalid, "limit must be an integer in [1, 1000]"))
-			return
-		}
-		limit = n
+	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	userID := r.PathValue("user_id")
 	c, err := s.mgr.Default(r.Context(), userID)
@@ -294,4 +286,17 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		logs = []berth.ContainerLog{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"user_id": userID, "count": len(logs), "events": logs})
+}
+
+// queryInt reads an optional integer query parameter within [min, max].
+func queryInt(r *http.Request, name string, def, min, max int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		return 0, berth.Errorf(berth.ErrInvalid, "%s must be an integer in [%d, %d]", name, min, max)
+	}
+	return n, nil
 }

@@ -273,15 +273,12 @@ func (s *server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit, before := 100, int64(0)
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.fail(w, r, berth.Errorf(berth.ErrInvalid, "limit must be an integer in [1, 1000]"))
-			return
-		}
-		limit = n
+	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
+	before := int64(0)
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {

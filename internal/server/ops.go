@@ -103,14 +103,10 @@ func (s *server) handleWebhookDeliveries(w http.ResponseWriter, r *http.Request)
 		s.fail(w, r, berth.Errorf(berth.ErrUnavailable, "webhooks are not enabled"))
 		return
 	}
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.fail(w, r, berth.Errorf(berth.ErrInvalid, "limit must be an integer in [1, 1000]"))
-			return
-		}
-		limit = n
+	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	ds, err := s.webhooks.Deliveries(r.Context(), s.webhookOwner(r), r.PathValue("id"), limit)
 	if err != nil {
