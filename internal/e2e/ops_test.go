@@ -358,7 +358,7 @@ func TestWebhookOOMKilled(t *testing.T) {
 	// The reconciler revives a dead container (docs/RELIABILITY.md), so
 	// the status may already be restarting or running again; the reason
 	// stays until a user acts.
-	if !st.OOMKilled && st.Status == "stopped" || st.LastError != "OOM-killed" {
+	if st.LastError != "OOM-killed" || (st.Status == "stopped" && !st.OOMKilled) {
 		t.Errorf("status after the OOM kill = %+v", st)
 	}
 	waitFor(t, 30*time.Second, "a successful oom_killed delivery after a failed one", func() bool {
