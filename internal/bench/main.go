@@ -156,6 +156,9 @@ func (b *bench) cleanup() {
 		_ = b.cmd.Process.Signal(os.Interrupt)
 		_, _ = b.cmd.Process.Wait()
 	}
+	// berth serve's host firewall chains outlive it by design: remove this
+	// instance's (a no-op where there is no firewall).
+	_ = exec.Command(b.bin, "firewall", "remove", "--instance", b.instance).Run()
 	ctx := context.Background()
 	f := filters.NewArgs(filters.Arg("label", "berth.instance="+b.instance))
 	cs, _ := b.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
